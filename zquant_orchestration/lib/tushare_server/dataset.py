@@ -1,0 +1,77 @@
+"""Everything the local server knows, behind one ``query(api_name, params)``.
+
+Market APIs come from ``market.Market``, statements from ``finance.FinanceBook``. Both
+are pure functions of their options and ``as_of`` (the server's "today"), so a test can
+build a second ``Dataset`` with the same options and get the exact truth the server holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from .market import DATA_DIR, EXCHANGE_FIRST_DAY, Market
+
+FINANCE_APIS = ("income", "balancesheet", "cashflow", "fina_indicator")
+SUPPORTED_APIS = (
+    "trade_cal", "stock_basic", "daily", "adj_factor", "daily_basic",
+    *FINANCE_APIS, *(f"{api}_vip" for api in FINANCE_APIS), "disclosure_date",
+)
+
+
+def default_as_of() -> str:
+    """Today in Shanghai once the day's data would be published (16:00), else yesterday."""
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    day = now if now.hour >= 16 else now - timedelta(days=1)
+    return day.strftime("%Y%m%d")
+
+
+class Dataset:
+    def __init__(self, extra_stocks: int = 0, as_of: str | None = None):
+        self.extra_stocks = extra_stocks
+        self.market = Market(DATA_DIR, extra_stocks=extra_stocks, as_of=as_of or default_as_of())
+        self._finance = None
+        self._lock = threading.Lock()
+
+    @property
+    def as_of(self) -> str:
+        return self.market.as_of
+
+    def set_as_of(self, as_of: str) -> None:
+        """Move the server's "today": later days and announcements become visible."""
+        with self._lock:
+            self.market.as_of = as_of
+            if self._finance is not None:
+                self._finance.set_as_of(as_of)
+
+    @property
+    def finance(self):
+        with self._lock:
+            if self._finance is None:
+                from .finance import FinanceBook  # built on first use: the market alone starts faster
+
+                self._finance = FinanceBook(self.market.stocks, DATA_DIR, as_of=self.market.as_of)
+            return self._finance
+
+    def query(self, api_name: str, params: dict) -> pd.DataFrame:
+        """All rows of one call (no paging: the server pages). ValueError for bad parameters."""
+        if api_name not in SUPPORTED_APIS:
+            raise KeyError(api_name)
+        if api_name in ("trade_cal", "stock_basic", "daily", "adj_factor", "daily_basic"):
+            return getattr(self.market, api_name)(params)
+        return self.finance.query(api_name, params)
+
+    def truth(self, api_name: str, start: str, end: str) -> pd.DataFrame:
+        """Every row this server holds for ``api_name`` with its date in [start, end]."""
+        if api_name == "trade_cal":
+            return pd.concat([self.market.trade_cal({"exchange": ex, "start_date": start, "end_date": end})
+                              for ex in EXCHANGE_FIRST_DAY], ignore_index=True)
+        if api_name == "stock_basic":
+            frame = self.market.stock_basic({"list_status": "L,D,P"})
+            return frame[(frame.list_date >= start) & (frame.list_date <= end)].reset_index(drop=True)
+        if api_name in ("daily", "adj_factor", "daily_basic"):
+            return self.query(api_name, {"start_date": start, "end_date": end})
+        return self.finance.truth(api_name, start, end)

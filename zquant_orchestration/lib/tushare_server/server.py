@@ -1,0 +1,248 @@
+"""A Tushare-Pro-compatible HTTP server on 127.0.0.1: the offline source and the test double.
+
+It speaks the wire protocol of ``lib/tushare/protocol.py`` (``POST /{api_name}`` or
+``POST /`` with ``api_name`` in the body), checks the token, pages with the real per-call
+row limits, enforces an optional per-API quota with Tushare's own messages and codes, and
+injects faults on request from a seeded random stream. Every request is logged (one JSON
+object a line, never the token) so that tests can judge the client by the server's view:
+how many calls arrived in any 60-second window, which pages were asked for, and so on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..tushare import protocol
+from .dataset import Dataset
+
+LOCAL_TOKEN = "zquant-local"  # the local server's default token (not a secret)
+FAULT_KINDS = ("http_5xx", "truncated_json", "drop", "slow", "error_code")
+
+
+@dataclass
+class FaultPlan:
+    """Which share of data requests fail, and how. The same seed gives the same faults."""
+
+    rate: float = 0.0
+    seed: int = 0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    slow_seconds: float = 5.0
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self):
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+        if not 0 <= self.rate <= 1:
+            raise ValueError(f"fault rate must be within 0..1, got {self.rate}")
+        self._rng = random.Random(self.seed)
+
+    def draw(self) -> str | None:
+        with self._lock:
+            if self.rate and self._rng.random() < self.rate:
+                return self._rng.choice(self.kinds)
+            return None
+
+
+class Quota:
+    """Per-API calls per window, counted on arrival (rejected calls count too, as they do at Tushare)."""
+
+    def __init__(self, calls_per_minute: int | None, per_api: dict[str, int], window_seconds: float):
+        self.default = calls_per_minute
+        self.per_api = per_api
+        self.window = window_seconds
+        self._arrivals: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def limit(self, api_name: str) -> int | None:
+        return self.per_api.get(api_name, self.default)
+
+    def admit(self, api_name: str, now: float) -> bool:
+        limit = self.limit(api_name)
+        if not limit:
+            return True
+        with self._lock:
+            arrivals = self._arrivals[api_name]
+            while arrivals and arrivals[0] <= now - self.window:
+                arrivals.popleft()
+            arrivals.append(now)
+            return len(arrivals) <= limit
+
+
+class LocalTushareServer:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = LOCAL_TOKEN,
+        calls_per_minute: int | None = None,
+        api_calls_per_minute: dict[str, int] | None = None,
+        window_seconds: float = 60.0,
+        faults: FaultPlan | None = None,
+        row_limits: dict[str, int] | None = None,
+        denied_apis: tuple[str, ...] = (),
+        extra_stocks: int = 0,
+        as_of: str | None = None,
+        log_path: Path | None = None,
+        dataset: Dataset | None = None,
+    ):
+        self.token = token
+        self.quota = Quota(calls_per_minute, dict(api_calls_per_minute or {}), window_seconds)
+        self.faults = faults or FaultPlan()
+        self.row_limits = dict(row_limits or {})
+        self.denied_apis = set(denied_apis)
+        self.dataset = dataset or Dataset(extra_stocks=extra_stocks, as_of=as_of)
+        self.log_path = Path(log_path) if log_path else None
+        self.requests: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> LocalTushareServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="local-tushare", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> LocalTushareServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def row_limit(self, api_name: str) -> int:
+        return self.row_limits.get(api_name) or protocol.row_limit(api_name)
+
+    def truth(self, api_name: str, start: str, end: str) -> pd.DataFrame:
+        return self.dataset.truth(api_name, start, end)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self._log_lock:
+            self.requests.append(entry)
+            if self.log_path:
+                with self.log_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    # --- one request ----------------------------------------------------------------------
+
+    def answer(self, path: str, body: bytes) -> tuple[str | None, bytes, dict[str, Any]]:
+        """(fault kind or None, reply body, log entry) for one POST."""
+        arrived = time.time()
+        entry: dict[str, Any] = {"t": round(arrived, 4), "path": path}
+        try:
+            request = protocol.decode_request(path, body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            entry.update(api=None, code=protocol.CODE_BAD_REQUEST)
+            return None, protocol.encode_reply(protocol.CODE_BAD_REQUEST,
+                                               protocol.MSG_BAD_REQUEST.format(detail=exc)), entry
+        entry.update(api=request.api_name, params=request.params)
+        if request.token != self.token:
+            entry["code"] = protocol.CODE_BAD_TOKEN
+            return None, protocol.encode_reply(protocol.CODE_BAD_TOKEN, protocol.MSG_BAD_TOKEN), entry
+        if request.api_name in self.denied_apis:
+            entry["code"] = protocol.CODE_RATE_LIMIT
+            return None, protocol.encode_reply(protocol.CODE_RATE_LIMIT, protocol.MSG_NO_PERMISSION), entry
+        if not self.quota.admit(request.api_name, time.monotonic()):
+            entry["code"] = protocol.CODE_RATE_LIMIT
+            msg = protocol.MSG_RATE_LIMIT.format(limit=self.quota.limit(request.api_name))
+            return None, protocol.encode_reply(protocol.CODE_RATE_LIMIT, msg), entry
+        fault = self.faults.draw()
+        entry["fault"] = fault
+        if fault == "error_code":
+            entry["code"] = protocol.CODE_SERVER_ERROR
+            return fault, protocol.encode_reply(protocol.CODE_SERVER_ERROR, protocol.MSG_SERVER_ERROR), entry
+        try:
+            frame = self.dataset.query(request.api_name, request.params)
+        except KeyError:
+            entry["code"] = protocol.CODE_BAD_REQUEST
+            msg = protocol.MSG_UNKNOWN_API.format(api_name=request.api_name)
+            return fault, protocol.encode_reply(protocol.CODE_BAD_REQUEST, msg), entry
+        except ValueError as exc:
+            entry["code"] = protocol.CODE_BAD_REQUEST
+            return fault, protocol.encode_reply(protocol.CODE_BAD_REQUEST,
+                                                protocol.MSG_BAD_REQUEST.format(detail=exc)), entry
+        fields = [f for f in request.fields if f in frame.columns] or list(frame.columns)
+        offset = int(request.params.get("offset") or 0)
+        max_rows = self.row_limit(request.api_name)
+        limit = min(int(request.params.get("limit") or max_rows), max_rows)
+        page = frame.iloc[offset:offset + limit][fields]
+        items = page.astype(object).where(page.notna(), None).to_numpy().tolist()
+        entry.update(code=protocol.CODE_OK, rows=len(items))
+        return fault, protocol.encode_reply(protocol.CODE_OK, "", fields, items), entry
+
+
+def _handler_for(server: LocalTushareServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # the JSON request log replaces stderr noise
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/_admin/health":
+                self._send(200, json.dumps({"ok": True, "as_of": server.dataset.as_of}).encode())
+            else:
+                self._send(404, b'{"error": "POST /{api_name} with a Tushare request body"}')
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.startswith("/_admin/"):
+                return self._admin(body)
+            fault, reply, entry = server.answer(self.path, body)
+            entry["fault"] = fault
+            server.record(entry)
+            if fault == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault == "slow":
+                time.sleep(server.faults.slow_seconds)
+            if fault == "http_5xx":
+                return self._send(random.choice((500, 502, 503, 504)), b"<html>Bad Gateway</html>")
+            if fault == "truncated_json":
+                reply = reply[: max(1, len(reply) // 2)]
+            self._send(200, reply)
+
+        def _admin(self, body: bytes) -> None:
+            """POST /_admin/as_of {"as_of": "YYYYMMDD"}: publish later days and reports."""
+            if self.path.rstrip("/") != "/_admin/as_of":
+                return self._send(404, b'{"error": "unknown admin path"}')
+            server.dataset.set_as_of(str(json.loads(body or b"{}")["as_of"]))
+            self._send(200, json.dumps({"as_of": server.dataset.as_of}).encode())
+
+        def _send(self, status: int, body: bytes) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout it chose); nothing to tell it
+
+    return Handler
