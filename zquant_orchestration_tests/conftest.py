@@ -40,3 +40,11 @@ def max_calls_in_window(times: list[float], window: float) -> int:
             lo += 1
         best = max(best, hi - lo + 1)
     return best
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _drop_postgres_test_databases():
+    from .dialects import drop_test_databases
+
+    yield
+    drop_test_databases()
