@@ -44,7 +44,7 @@ TRADE_CAL_COLUMNS = ["exchange", "cal_date", "is_open", "pretrade_date"]
 # close on the mainland's public holidays, so they share the SSE calendar from that day.
 EXCHANGE_FIRST_DAY = {
     "SSE": "19901219", "SZSE": "19910703", "SHFE": "19950417", "DCE": "19950417", "CZCE": "19950417",
-    "CFFEX": "20100416", "INE": "20180326", "BSE": "20211115",
+    "CFFEX": "20100416", "INE": "20180326",
 }
 
 SUSPENSION_BLOCK = 5          # trading days per suspension block

@@ -1,0 +1,188 @@
+"""Reference data (calendar, stock list) and the trading-day market tables.
+
+Each market asset makes ONE ``trade_date`` call per day (plus pages), never one per
+stock, and writes each day in its own transaction. A range run materializes its
+partitions only when every day of it has landed, so Dagster never shows a partition as
+materialized without its rows; re-running a range rewrites it exactly (idempotent).
+"""
+
+
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+
+from zquant_orchestration.defs.tushare.resources import TushareResource
+from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.lib.tushare import TushareUnavailableError
+from zquant_orchestration.lib.warehouse import quality
+
+from .partitions import trading_days
+
+# The exchanges Tushare's trade_cal documents.
+EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
+LIST_STATUSES = {"L": "listed", "D": "delisted", "P": "paused"}
+# Each step retries transient failures after the client's own retries gave up.
+STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+@dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY)
+def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
+              warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Trading calendars of every exchange Tushare has; the SSE one drives the partitions."""
+    mark = tushare.stats_mark()
+    frames = [tushare.query("trade_cal", {"exchange": ex}, require_rows=True) for ex in EXCHANGES]
+    frame = pd.concat(frames, ignore_index=True)
+    rows = warehouse.get().replace_rows("trade_cal", frame)
+    sse = frame[(frame.exchange == "SSE") & (frame.is_open == 1)]
+    context.log.info(f"trade_cal: {rows} rows for {len(EXCHANGES)} exchanges, SSE known until {frame.cal_date.max()}")
+    return dg.MaterializeResult(metadata={
+        "rows": rows,
+        "rows_by_exchange": {ex: int((frame.exchange == ex).sum()) for ex in EXCHANGES},
+        "sse_open_days": len(sse),
+        "last_calendar_day": str(frame.cal_date.max()),
+        **tushare.metadata_since(mark),
+    })
+
+
+@dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY)
+def stock_basic(context: dg.AssetExecutionContext, tushare: TushareResource,
+                warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Every stock Tushare lists, in each list status (listed, delisted, paused)."""
+    mark = tushare.stats_mark()
+    frames = {status: tushare.query("stock_basic", {"list_status": status}, require_rows=status == "L")
+              for status in LIST_STATUSES}
+    frame = pd.concat(frames.values(), ignore_index=True)
+    if frame.ts_code.duplicated().any():
+        raise TushareUnavailableError(
+            f"stock_basic returned {int(frame.ts_code.duplicated().sum())} stocks in two list statuses at once; "
+            "nothing was written, re-run"
+        )
+    rows = warehouse.get().replace_rows("stock_basic", frame)
+    return dg.MaterializeResult(metadata={
+        "rows": rows,
+        **{f"{name}_stocks": len(frames[status]) for status, name in LIST_STATUSES.items()},
+        **tushare.metadata_since(mark),
+    })
+
+
+@dataclass(frozen=True)
+class MarketTable:
+    asset_name: str
+    api_name: str
+    description: str
+
+
+MARKET_TABLES = (
+    MarketTable("daily_bars", "daily", "Unadjusted daily OHLCV of every stock that traded (Tushare `daily`)."),
+    MarketTable("adj_factor", "adj_factor", "Adjustment factors of every listed stock (Tushare `adj_factor`)."),
+    MarketTable("daily_basic", "daily_basic", "Daily valuation and turnover (Tushare `daily_basic`)."),
+)
+
+CHECK_NAMES = {"daily_bars": ["no_duplicate_keys", "ohlc_sane", "rows_match_listed_universe"],
+               "adj_factor": ["no_duplicate_keys"], "daily_basic": ["no_duplicate_keys"]}
+
+
+def _iso_to_date(key: str) -> date:
+    return date.fromisoformat(key)
+
+
+def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=table.asset_name,
+        description=table.description,
+        group_name="market",
+        kinds={"tushare", "sql"},
+        partitions_def=trading_days,
+        # One run per requested range (CLI --partition-range needs single_run); each day
+        # still commits on its own, so a failure costs one re-run of the range, idempotently.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[trade_cal, stock_basic],
+        retry_policy=STEP_RETRY,
+        check_specs=[dg.AssetCheckSpec(name, asset=table.asset_name) for name in CHECK_NAMES[table.asset_name]],
+    )
+    def market_asset(context: dg.AssetExecutionContext, tushare: TushareResource,
+                     warehouse: WarehouseResource) -> dg.MaterializeResult:
+        wh = warehouse.get()
+        mark = tushare.stats_mark()
+        days = context.partition_keys
+        rows = 0
+        stocks: set[str] = set()
+        for day in days:
+            trade_date = day.replace("-", "")
+            frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
+            _validate_day(table, frame, trade_date)
+            rows += wh.replace_rows(table.asset_name, frame, {"trade_date": [day]})
+            stocks.update(frame.ts_code)
+            context.log.debug(f"{table.asset_name} {day}: {len(frame)} rows")
+        start, end = _iso_to_date(days[0]), _iso_to_date(days[-1])
+        context.log.info(f"{table.asset_name}: {rows} rows over {len(days)} trading days ({days[0]}..{days[-1]})")
+        return dg.MaterializeResult(
+            metadata={"rows": rows, "stocks": len(stocks), "trading_days": len(days), "first_day": days[0],
+                      "last_day": days[-1], **tushare.metadata_since(mark)},
+            check_results=_checks(table.asset_name, wh, start, end),
+        )
+
+    return market_asset
+
+
+def _validate_day(table: MarketTable, frame: pd.DataFrame, trade_date: str) -> None:
+    """A reply for another day, or with a stock twice, is garbage: write nothing."""
+    wrong_day = frame.trade_date.astype(str) != trade_date
+    duplicated = frame.ts_code.duplicated()
+    if wrong_day.any() or duplicated.any():
+        raise TushareUnavailableError(
+            f"{table.api_name}(trade_date={trade_date}) returned {int(wrong_day.sum())} rows of other days and "
+            f"{int(duplicated.sum())} repeated stocks; nothing was written for that day, re-run"
+        )
+
+
+def _checks(asset_name: str, wh, start: date, end: date) -> list[dg.AssetCheckResult]:
+    results = []
+    for name in CHECK_NAMES[asset_name]:
+        if name == "no_duplicate_keys":
+            dups = quality.duplicate_keys(wh, asset_name, start, end)
+            results.append(dg.AssetCheckResult(check_name=name, passed=dups == 0,
+                                               metadata={"duplicate_keys": dups}))
+        elif name == "ohlc_sane":
+            bad = quality.ohlc_violations(wh, start, end)
+            results.append(dg.AssetCheckResult(check_name=name, passed=bad == 0,
+                                               metadata={"rows_violating_low_open_close_high": bad}))
+        elif name == "rows_match_listed_universe":
+            per_day = quality.rows_against_universe(wh, asset_name, start, end)
+            # Suspended stocks have no bar, so a day may hold fewer rows than listed
+            # stocks, but never more, and never far fewer.
+            worst = min(per_day, key=lambda r: r[1] / max(r[2], 1))
+            over = [d for d, n, listed in per_day if n > listed]
+            passed = not over and worst[1] >= 0.8 * worst[2]
+            results.append(dg.AssetCheckResult(
+                check_name=name, passed=passed, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"days": len(per_day), "worst_day": str(worst[0]), "worst_day_rows": worst[1],
+                          "worst_day_listed": worst[2], "days_with_more_rows_than_listed": len(over)}))
+    return results
+
+
+daily_bars, adj_factor, daily_basic = (build_market_asset(t) for t in MARKET_TABLES)
+
+
+@dg.asset_check(asset=adj_factor, additional_deps=[daily_bars], description=(
+    "Every daily bar of the run's days has an adjustment factor (adjusted prices need both)."))
+def adj_factor_covers_daily_bars(context: dg.AssetCheckExecutionContext,
+                                 warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    start, end = run_day_range(context.run.tags)
+    missing, total = quality.missing_coverage(warehouse.get(), "adj_factor", "daily_bars", start, end)
+    return dg.AssetCheckResult(passed=missing == 0, metadata={
+        "from": str(start), "to": str(end), "daily_bars_rows": total, "bars_without_adj_factor": missing})
+
+
+def run_day_range(tags: dict[str, str]) -> tuple[date, date]:
+    """The trading days a run covers, from the tags Dagster puts on partitioned runs."""
+    if "dagster/asset_partition_range_start" in tags:
+        return (_iso_to_date(tags["dagster/asset_partition_range_start"]),
+                _iso_to_date(tags["dagster/asset_partition_range_end"]))
+    if "dagster/partition" in tags:
+        day = _iso_to_date(tags["dagster/partition"])
+        return day, day
+    last = trading_days.get_last_partition_key()
+    return _iso_to_date(last), _iso_to_date(last)

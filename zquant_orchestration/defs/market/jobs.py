@@ -1,0 +1,16 @@
+"""Jobs over the market assets, for the CLI (`dagster job backfill`), the UI and schedules."""
+
+import dagster as dg
+
+from .assets import adj_factor, daily_bars, daily_basic, stock_basic, trade_cal
+from .partitions import trading_days
+
+reference_data_job = dg.define_asset_job(
+    "reference_data_job", selection=[trade_cal, stock_basic],
+    description="Refresh the trading calendars and the stock list.",
+)
+
+market_data_job = dg.define_asset_job(
+    "market_data_job", selection=[daily_bars, adj_factor, daily_basic], partitions_def=trading_days,
+    description="Daily bars, adjustment factors and valuation for a trading day or a range of them.",
+)

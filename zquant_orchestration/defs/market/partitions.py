@@ -1,0 +1,36 @@
+"""Trading-day partitions: one per SSE open day, keys YYYY-MM-DD, Asia/Shanghai.
+
+A weekday cron with the calendar's weekday holidays excluded gives exactly the open
+days (the SSE has never opened on a weekend). Partitions end where the known calendar
+ends, so no day is invented; ``end_offset=1`` makes today's partition exist on a trading
+day, for the evening schedule.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from zquant_orchestration.lib.trading_calendar import TradingCalendar, load_calendar
+from zquant_orchestration.lib.warehouse import default_url
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def build_trading_day_partitions(calendar: TradingCalendar) -> dg.TimeWindowPartitionsDefinition:
+    midnight = lambda d: datetime(d.year, d.month, d.day, tzinfo=SHANGHAI)  # noqa: E731
+    return dg.TimeWindowPartitionsDefinition(
+        start=midnight(calendar.first_day),
+        end=midnight(calendar.last_known_day + timedelta(days=1)),
+        fmt="%Y-%m-%d",
+        cron_schedule="0 0 * * 1-5",
+        timezone="Asia/Shanghai",
+        end_offset=1,
+        exclusions=[midnight(d) for d in calendar.closed_weekdays],
+    )
+
+
+trading_calendar = load_calendar(default_url())
+trading_days = build_trading_day_partitions(trading_calendar)
