@@ -7,6 +7,8 @@ materialized without its rows; re-running a range rewrites it exactly (idempoten
 """
 
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,7 +17,7 @@ import pandas as pd
 
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
-from zquant_orchestration.lib.tushare import TushareUnavailableError
+from zquant_orchestration.lib.tushare import TushareError, TushareUnavailableError
 from zquant_orchestration.lib.warehouse import quality
 
 from .partitions import trading_days
@@ -27,12 +29,26 @@ LIST_STATUSES = {"L": "listed", "D": "delisted", "P": "paused"}
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
+@contextmanager
+def failing_fast_on_permanent_errors() -> Iterator[None]:
+    """Only a transient fault earns a step retry. A bad token, a missing permission, a bad
+    request or a day with no data yet would fail the same way again: fail now, with the
+    one-line cause (the gap sensor re-requests unfinished days later)."""
+    try:
+        yield
+    except TushareUnavailableError:
+        raise
+    except TushareError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
 @dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY)
 def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
               warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Trading calendars of every exchange Tushare has; the SSE one drives the partitions."""
     mark = tushare.stats_mark()
-    frames = [tushare.query("trade_cal", {"exchange": ex}, require_rows=True) for ex in EXCHANGES]
+    with failing_fast_on_permanent_errors():
+        frames = [tushare.query("trade_cal", {"exchange": ex}, require_rows=True) for ex in EXCHANGES]
     frame = pd.concat(frames, ignore_index=True)
     rows = warehouse.get().replace_rows("trade_cal", frame)
     sse = frame[(frame.exchange == "SSE") & (frame.is_open == 1)]
@@ -51,8 +67,9 @@ def stock_basic(context: dg.AssetExecutionContext, tushare: TushareResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Every stock Tushare lists, in each list status (listed, delisted, paused)."""
     mark = tushare.stats_mark()
-    frames = {status: tushare.query("stock_basic", {"list_status": status}, require_rows=status == "L")
-              for status in LIST_STATUSES}
+    with failing_fast_on_permanent_errors():
+        frames = {status: tushare.query("stock_basic", {"list_status": status}, require_rows=status == "L")
+                  for status in LIST_STATUSES}
     frame = pd.concat(frames.values(), ignore_index=True)
     if frame.ts_code.duplicated().any():
         raise TushareUnavailableError(
@@ -111,7 +128,8 @@ def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
         stocks: set[str] = set()
         for day in days:
             trade_date = day.replace("-", "")
-            frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
+            with failing_fast_on_permanent_errors():
+                frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
             _validate_day(table, frame, trade_date)
             rows += wh.replace_rows(table.asset_name, frame, {"trade_date": [day]})
             stocks.update(frame.ts_code)
