@@ -1,0 +1,45 @@
+"""The code location loads, validates, and references the token only by name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def run(code_or_args: list[str], **env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TUSHARE_", "ZQUANT_"))}
+    return subprocess.run(code_or_args, env={**clean, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_dagster_definitions_validate_passes():
+    result = run([DAGSTER, "definitions", "validate", "-m", "zquant_orchestration.definitions"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_the_token_is_an_env_var_reference_never_a_value():
+    probe = (
+        "import dagster as dg\n"
+        "from zquant_orchestration.definitions import defs\n"
+        "token = defs.resources['tushare'].token\n"
+        "assert isinstance(token, dg.EnvVar) and token.env_var_name == 'TUSHARE_TOKEN', repr(token)\n"
+        "print(sorted(defs.resolve_all_asset_keys()))\n"
+    )
+    result = run([sys.executable, "-c", probe], TUSHARE_TOKEN="tok-visible-nowhere")
+    assert result.returncode == 0, result.stderr
+    assert "tok-visible-nowhere" not in result.stdout + result.stderr
+    for asset in ("trade_cal", "stock_basic", "daily_bars", "adj_factor", "daily_basic"):
+        assert f"AssetKey(['{asset}'])" in result.stdout
+
+
+def test_without_a_token_the_resource_uses_the_embedded_server():
+    probe = (
+        "from zquant_orchestration.definitions import defs\n"
+        "assert defs.resources['tushare'].token is None\n"
+    )
+    result = run([sys.executable, "-c", probe])
+    assert result.returncode == 0, result.stderr
