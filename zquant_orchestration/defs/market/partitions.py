@@ -21,9 +21,14 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def build_trading_day_partitions(calendar: TradingCalendar) -> dg.TimeWindowPartitionsDefinition:
     midnight = lambda d: datetime(d.year, d.month, d.day, tzinfo=SHANGHAI)  # noqa: E731
+    # A day's window runs to the next weekday tick (a Friday's to Monday), so the end
+    # must be that tick, or the calendar's last day would be cut off when it is a Friday.
+    end = calendar.last_known_day + timedelta(days=1)
+    while end.weekday() >= 5:
+        end += timedelta(days=1)
     return dg.TimeWindowPartitionsDefinition(
         start=midnight(calendar.first_day),
-        end=midnight(calendar.last_known_day + timedelta(days=1)),
+        end=midnight(end),
         fmt="%Y-%m-%d",
         cron_schedule="0 0 * * 1-5",
         timezone="Asia/Shanghai",
