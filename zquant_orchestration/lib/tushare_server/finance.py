@@ -52,7 +52,6 @@ import json
 import pathlib
 import re
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +59,8 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+
+from .market import _mix, stable_seed
 
 STATEMENT_APIS = ("income", "balancesheet", "cashflow", "fina_indicator")
 DISCLOSURE_API = "disclosure_date"
@@ -80,26 +81,14 @@ _EPOCH = np.datetime64("1970-01-01", "D")
 _WINDOW_START = np.array([(0, 4, 8), (0, 7, 10), (0, 10, 10), (1, 1, 15)])
 _DEADLINE = np.array([(0, 4, 30), (0, 8, 31), (0, 10, 31), (1, 4, 30)])
 
-# Splitmix64 constants.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
-_MUL2 = np.uint64(0x94D049BB133111EB)
-
-
 # ---------------------------------------------------------------------------
-# Hashing: stable across processes (crc32 + splitmix64, never Python's hash()).
+# Hashing: stable across processes (market.stable_seed's crc32 + market._mix's
+# splitmix64, never Python's hash()).
 
 
 @cache
 def _tag(name: str) -> int:
-    return zlib.crc32(name.encode())
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _MUL1
-    x = (x ^ (x >> np.uint64(27))) * _MUL2
-    return x ^ (x >> np.uint64(31))
+    return stable_seed(name)
 
 
 def _uniform(*keys) -> np.ndarray:
@@ -305,7 +294,7 @@ class FinanceBook:
         self._codes = stocks["ts_code"].astype(str).to_numpy(dtype=object)
         self._index = {code: i for i, code in enumerate(self._codes)}
         self._code_rank = np.argsort(np.argsort(self._codes, kind="stable"), kind="stable")
-        self._sk = np.array([zlib.crc32(c.encode()) for c in self._codes], dtype=np.uint64)
+        self._sk = np.array([stable_seed(c) for c in self._codes], dtype=np.uint64)
         list_date = stocks["list_date"].astype("int64").to_numpy()
         self._first = _quarter_end_on_or_after(np.maximum(list_date, int(start_period)))
         self._delist = np.array([_delist_ymd(v) for v in stocks["delist_date"]], dtype=np.int64)
