@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zquant_orchestration.lib.tushare.catalog import CATALOG_PATH
 from zquant_orchestration.lib.tushare_server.finance import FinanceBook
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "zquant_orchestration" / "lib" / "tushare_server" / "data"
 AS_OF = "20260601"  # after every real fixture row (the last is announced 20260430)
-SCHEMA = json.loads((DATA_DIR / "schema_columns.json").read_text())
+SCHEMA = json.loads(CATALOG_PATH.read_text())
 STATEMENTS = ("income", "balancesheet", "cashflow", "fina_indicator")
 DELISTED = {"600002.SH": ("20050315", "20120706"), "000003.SZ": ("20100104", "20200415")}
 REAL_STOCKS = ("000977.SZ", "002050.SZ", "002472.SZ", "601899.SH")

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--fault-seed", type=int, default=0)
     serve.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="subset of " + ",".join(FAULT_KINDS))
     serve.add_argument("--slow-seconds", type=float, default=5.0, help="delay of a 'slow' fault")
+    serve.add_argument("--failing-stocks", default="",
+                       help="stocks whose calls always fail (server error), comma separated")
     serve.add_argument("--row-limit", help="per-call row limits, e.g. daily=2000")
     serve.add_argument("--deny", default="", help="APIs answered with 'no permission', comma separated")
     serve.add_argument("--log", help="append one JSON line per request here (the token is never logged)")
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         faults = FaultPlan(rate=args.fault_rate, seed=args.fault_seed,
-                           kinds=tuple(filter(None, args.fault_kinds.split(","))), slow_seconds=args.slow_seconds)
+                           kinds=tuple(filter(None, args.fault_kinds.split(","))), slow_seconds=args.slow_seconds,
+                           failing_stocks=tuple(filter(None, args.failing_stocks.split(","))))
     except ValueError as exc:
         raise SystemExit(f"zquant-tushare-server: {exc}") from None
     server = LocalTushareServer(

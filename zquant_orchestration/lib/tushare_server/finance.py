@@ -2,7 +2,7 @@
 
 Serves ``income``, ``balancesheet``, ``cashflow``, ``fina_indicator`` (and their ``*_vip``
 whole-market variants) and ``disclosure_date`` with the full column lists of
-``data/schema_columns.json``.
+``lib/tushare/schema_columns.json``.
 
 Every figure is a pure function of (ts_code, report period, version, column): a
 counter-based hash (splitmix64 over crc32 keys) replaces a random generator, so a
@@ -48,7 +48,6 @@ files do not cover and in disclosure_date, and such pairs get no synthetic resta
 
 from __future__ import annotations
 
-import json
 import pathlib
 import re
 import threading
@@ -60,6 +59,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from ..tushare.catalog import api_columns
 from .market import _mix, stable_seed
 
 STATEMENT_APIS = ("income", "balancesheet", "cashflow", "fina_indicator")
@@ -287,9 +287,8 @@ class FinanceBook:
     def __init__(self, stocks: pd.DataFrame, data_dir: pathlib.Path, as_of: str,
                  start_period: str = "20000331"):
         data_dir = pathlib.Path(data_dir)
-        schema = json.loads((data_dir / "schema_columns.json").read_text())
         self._schema: dict[str, list[tuple[str, str]]] = {
-            api: [(c, t) for c, t in schema[api]] for api in (*STATEMENT_APIS, DISCLOSURE_API)
+            api: api_columns(api) for api in (*STATEMENT_APIS, DISCLOSURE_API)
         }
         self._codes = stocks["ts_code"].astype(str).to_numpy(dtype=object)
         self._index = {code: i for i, code in enumerate(self._codes)}

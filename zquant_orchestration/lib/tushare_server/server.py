@@ -38,6 +38,9 @@ class FaultPlan:
     seed: int = 0
     kinds: tuple[str, ...] = FAULT_KINDS
     slow_seconds: float = 5.0
+    # Calls about these stocks (params ts_code) always fail with a server error: a stock
+    # that "keeps failing", as one broken record at Tushare does.
+    failing_stocks: tuple[str, ...] = ()
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -171,7 +174,7 @@ class LocalTushareServer:
             entry["code"] = protocol.CODE_RATE_LIMIT
             msg = protocol.MSG_RATE_LIMIT.format(limit=self.quota.limit(request.api_name))
             return None, protocol.encode_reply(protocol.CODE_RATE_LIMIT, msg), entry
-        fault = self.faults.draw()
+        fault = "error_code" if request.params.get("ts_code") in self.faults.failing_stocks else self.faults.draw()
         entry["fault"] = fault
         if fault == "error_code":
             entry["code"] = protocol.CODE_SERVER_ERROR

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, Float, MetaData, SmallInteger, String, Table
+from sqlalchemy import Column, Date, Float, Index, MetaData, SmallInteger, String, Table
+
+from zquant_orchestration.lib.tushare.catalog import api_columns
 
 metadata = MetaData()
 
@@ -57,5 +59,35 @@ daily_basic = Table(
               "dv_ratio", "dv_ttm", "total_share", "float_share", "free_share", "total_mv", "circ_mv"),
     Column("limit_status", SmallInteger),
 )
+
+# --- financial statements ----------------------------------------------------------------
+# Every version Tushare returns is a row: a restated report adds a row (its own ann_date /
+# f_ann_date / update_flag), it never replaces the original. So there is no primary key
+# on (ts_code, end_date); a version is identified by VERSION_KEYS instead.
+
+FINANCE_TABLES = ("income", "balancesheet", "cashflow", "fina_indicator")
+VERSION_KEYS = ("ts_code", "end_date", "report_type", "comp_type", "ann_date", "f_ann_date", "update_flag")
+_SQL_TYPES = {"float": lambda: DOUBLE, "date": lambda: Date, "str": lambda: String(20), "int": lambda: SmallInteger}
+
+
+def _finance_columns(api: str) -> list[Column]:
+    # update_flag is an int in three APIs and a str in fina_indicator: one type here.
+    return [Column(name, SmallInteger if name == "update_flag" else _SQL_TYPES[typ]())
+            for name, typ in api_columns(api)]
+
+
+def version_keys(table_name: str) -> list[str]:
+    names = {c.name for c in TABLES[table_name].columns}
+    return [k for k in VERSION_KEYS if k in names]
+
+
+for _api in FINANCE_TABLES:
+    Table(_api, metadata, *_finance_columns(_api),
+          Index(f"ix_{_api}_period_stock", "end_date", "ts_code"),
+          Index(f"ix_{_api}_stock_ann", "ts_code", "ann_date"))
+    # A run lands its rows here first, then moves each report period into the table in
+    # one transaction: memory stays bounded and each partition still changes atomically.
+    Table(f"stage_{_api}", metadata, Column("run_id", String(64), nullable=False), *_finance_columns(_api),
+          Index(f"ix_stage_{_api}_run_period", "run_id", "end_date"))
 
 TABLES: dict[str, Table] = {t.name: t for t in metadata.sorted_tables}

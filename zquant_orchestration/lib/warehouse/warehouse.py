@@ -16,10 +16,10 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Date, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Date, Engine, bindparam, create_engine, event, exists, inspect, select, text
 from sqlalchemy.engine import Connection
 
-from .tables import TABLES, metadata
+from .tables import FINANCE_TABLES, TABLES, metadata, version_keys
 
 DEFAULT_DATA_DIR = ".zquant"
 
@@ -58,18 +58,29 @@ class Warehouse:
     # --- schema ---------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create missing tables and add columns the code has gained since (additive changes)."""
+        """Create missing tables and views, add columns the code has gained since (additive changes)."""
         if self._schema_ready:
             return
-        metadata.create_all(self.engine)
-        existing = inspect(self.engine)
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Run processes start together: one at a time, or CREATE races CREATE.
+                conn.execute(text("SELECT pg_advisory_xact_lock(720129)"))
+            metadata.create_all(conn)
+            existing = inspect(conn)
             for table in TABLES.values():
                 have = {c["name"] for c in existing.get_columns(table.name)}
                 for column in table.columns:
                     if column.name not in have:
                         ddl = column.type.compile(dialect=self.engine.dialect)
                         conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+            views = set(existing.get_view_names())
+            for name in FINANCE_TABLES:
+                view = f"{name}_pit"
+                wanted = [c.name for c in TABLES[name].columns] + ["known_from", "known_until"]
+                if view in views and [c["name"] for c in existing.get_columns(view)] == wanted:
+                    continue
+                conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
+                conn.execute(text(_pit_view_sql(name)))
         self._schema_ready = True
 
     # --- writes ---------------------------------------------------------------------------
@@ -114,6 +125,47 @@ class Warehouse:
         marks = ", ".join("?" for _ in columns)
         conn.exec_driver_sql(f"INSERT INTO {table_name} ({quoted}) VALUES ({marks})", rows)
 
+    # --- staged writes (financial statements) ----------------------------------------------
+
+    def stage_rows(self, table_name: str, run_id: str, frame: pd.DataFrame) -> int:
+        """Append rows to ``stage_<table>`` under ``run_id``; nothing readers see changes yet."""
+        self.ensure_schema()
+        stage = TABLES[f"stage_{table_name}"]
+        frame = _conform(frame.assign(run_id=run_id), stage)
+        if len(frame):
+            with self.engine.begin() as conn:
+                self._bulk_insert(conn, stage.name, [c.name for c in stage.columns], frame)
+        return len(frame)
+
+    def merge_staged(self, table_name: str, run_id: str, period: date) -> tuple[int, int]:
+        """Move the run's staged rows of one report period into the table, in ONE transaction.
+
+        A staged row replaces the row with the same version key (``tables.version_keys``),
+        so a re-run rewrites what it wrote before; every other row, earlier versions of
+        restated reports above all, stays. Returns (rows landed, of which new versions).
+        """
+        self.ensure_schema()
+        table, stage = TABLES[table_name], TABLES[f"stage_{table_name}"]
+        columns = [c.name for c in table.columns]
+        staged = (stage.c.run_id == run_id) & (stage.c.end_date == period)
+        same_version = exists().where(staged, *[stage.c[k].is_not_distinct_from(table.c[k])
+                                                for k in version_keys(table_name)])
+        with self.engine.begin() as conn:
+            replaced = conn.execute(table.delete().where(table.c.end_date == period, same_version)).rowcount
+            landed = conn.execute(table.insert().from_select(
+                columns, select(*[stage.c[c] for c in columns]).where(staged))).rowcount
+            conn.execute(stage.delete().where(staged))
+        return landed, landed - replaced
+
+    def discard_staged(self, table_name: str, keep_run_ids: Iterable[str]) -> int:
+        """Drop staged rows of runs that ended without merging them (killed, failed)."""
+        self.ensure_schema()
+        stage = TABLES[f"stage_{table_name}"]
+        keep = list(keep_run_ids)
+        delete = stage.delete().where(stage.c.run_id.not_in(keep)) if keep else stage.delete()
+        with self.engine.begin() as conn:
+            return conn.execute(delete).rowcount
+
     # --- reads ----------------------------------------------------------------------------
 
     def read(self, table_name: str, where: dict[str, Iterable] | None = None) -> pd.DataFrame:
@@ -127,6 +179,37 @@ class Warehouse:
             result = conn.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
+    def point_in_time(self, table_name: str, as_of: date | str, ts_codes: Iterable[str] | None = None,
+                      periods: Iterable[date | str] | None = None) -> pd.DataFrame:
+        """What we knew at the end of day ``as_of``: per stock, period (and report type) the
+        latest version announced on or before it, never one announced later (no look-ahead).
+
+        Reads the ``<table>_pit`` view, which gives each version the interval
+        [known_from, known_until) in which it was the newest known one.
+        """
+        self.ensure_schema()
+        sql = f"SELECT * FROM {table_name}_pit WHERE known_from <= :as_of " \
+              "AND (known_until IS NULL OR known_until > :as_of)"
+        binds = [bindparam("as_of", date.fromisoformat(to_iso_date(as_of)), type_=Date)]
+        if ts_codes is not None:
+            sql += " AND ts_code IN :codes"
+            binds.append(bindparam("codes", list(ts_codes), expanding=True))
+        if periods is not None:
+            sql += " AND end_date IN :periods"
+            binds.append(bindparam("periods", [date.fromisoformat(to_iso_date(p)) for p in periods],
+                                   expanding=True, type_=Date))
+        with self.engine.connect() as conn:
+            result = conn.execute(text(sql + " ORDER BY ts_code, end_date").bindparams(*binds))
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def stocks_with_rows(self, table_name: str, column: str, value) -> set[str]:
+        """The ts_codes that have at least one row with ``column`` = ``value``."""
+        self.ensure_schema()
+        table = TABLES[table_name]
+        query = select(table.c.ts_code).distinct().where(table.c[column] == _bind_values(table.c[column], [value])[0])
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
     def scalar(self, sql: str, **params):
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).scalar()
@@ -139,13 +222,29 @@ class Warehouse:
 
 def _conform(frame: pd.DataFrame, table) -> pd.DataFrame:
     """The table's columns in order; Tushare's YYYYMMDD strings as ISO dates."""
-    out = pd.DataFrame(index=frame.index)
+    columns = {}
     for column in table.columns:
         values = frame[column.name] if column.name in frame.columns else pd.Series(None, index=frame.index)
         if isinstance(column.type, Date):
             values = values.map(to_iso_date)
-        out[column.name] = values
-    return out.reset_index(drop=True)
+        columns[column.name] = values
+    return pd.DataFrame(columns, index=frame.index).reset_index(drop=True)
+
+
+def _pit_view_sql(table_name: str) -> str:
+    """Each version with [known_from, known_until): known from the later of ann_date and
+    f_ann_date (the conservative choice), superseded when the next version is known. On a tie
+    the update (update_flag 1) supersedes the original. Plain SQL: SQLite and Postgres alike."""
+    names = {c.name for c in TABLES[table_name].columns}
+    known_from = ("CASE WHEN f_ann_date IS NOT NULL AND f_ann_date > ann_date THEN f_ann_date ELSE ann_date END"
+                  if "f_ann_date" in names else "ann_date")
+    report = ["ts_code", "end_date"] + [k for k in ("report_type",) if k in names]
+    return (
+        f"CREATE VIEW {table_name}_pit AS SELECT v.*, LEAD(v.known_from) OVER ("
+        f"PARTITION BY {', '.join('v.' + k for k in report)} "
+        "ORDER BY v.known_from, v.update_flag, v.ann_date) AS known_until "
+        f"FROM (SELECT t.*, {known_from} AS known_from FROM {table_name} t) v"
+    )
 
 
 def _bind_values(column, values: Iterable) -> list:

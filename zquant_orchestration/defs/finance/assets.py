@@ -1,0 +1,236 @@
+"""Financial statements (``income``, ``balancesheet``, ``cashflow``, ``fina_indicator``) on
+report-period partitions, every version kept.
+
+A run covers a range of periods (``BackfillPolicy.single_run()``):
+- ``per_stock`` mode makes ONE call per stock for the whole range (``start_date`` = the first
+  period's end bounds ann_date; a single period uses ``period``), so a 17-year history costs
+  one call per stock, not one per stock and period;
+- ``vip`` mode makes one ``*_vip(period=...)`` call (plus pages) per period.
+Rows are staged, then each period moves into its table in one transaction. A stock that
+still fails after the client's retries is recorded (see failures.py) and the run goes on
+with the others; at the end the run fails while any stock of its periods is missing, so a
+partition is only marked materialized when complete.
+"""
+
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from zquant_orchestration.defs.market.assets import (
+    STEP_RETRY,
+    failing_fast_on_permanent_errors,
+    stock_basic,
+    tushare_pool,
+)
+from zquant_orchestration.defs.tushare.resources import TushareResource
+from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.lib.report_periods import parse_period
+from zquant_orchestration.lib.run_tags import IN_PROGRESS
+from zquant_orchestration.lib.tushare import TushareUnavailableError
+from zquant_orchestration.lib.tushare.catalog import api_fields
+from zquant_orchestration.lib.warehouse import Warehouse
+from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES, version_keys
+
+from . import failures
+from .partitions import report_periods
+from .resources import FinanceSettings
+
+# Companies publish up to three years of pre-listing statements in their prospectus.
+PRE_LISTING_YEARS = 3
+DESCRIPTIONS = {
+    "income": "Income statements, every version (Tushare `income` / `income_vip`).",
+    "balancesheet": "Balance sheets, every version (Tushare `balancesheet` / `balancesheet_vip`).",
+    "cashflow": "Cash flow statements, every version (Tushare `cashflow` / `cashflow_vip`).",
+    "fina_indicator": "Financial indicators, every version (Tushare `fina_indicator` / `fina_indicator_vip`).",
+}
+
+
+class FinanceRunConfig(dg.Config):
+    stocks: list[str] = Field(
+        default_factory=list,
+        description="Sync only these ts_codes (e.g. ['600519.SH']); empty: the configured universe.")
+
+
+class BadReplyError(TushareUnavailableError):
+    """A reply that cannot be right (another stock's rows, a period outside the request)."""
+
+
+def build_finance_asset(api: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=api,
+        description=DESCRIPTIONS[api],
+        group_name="finance",
+        kinds={"tushare", "sql"},
+        partitions_def=report_periods,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[stock_basic],
+        retry_policy=STEP_RETRY,
+        pool=tushare_pool(api),  # per_stock calls `api`, vip calls `api`_vip: one slot covers both
+        check_specs=[dg.AssetCheckSpec("no_failed_stocks", asset=api, description=(
+                         "Every stock of the run's periods landed; failed ones are listed with their error.")),
+                     dg.AssetCheckSpec("no_duplicate_versions", asset=api)],
+    )
+    def finance_asset(context: dg.AssetExecutionContext, config: FinanceRunConfig, tushare: TushareResource,
+                      warehouse: WarehouseResource, finance: FinanceSettings) -> Iterator:
+        wh = warehouse.get()
+        keys = context.partition_keys
+        periods = [parse_period(k) for k in keys]
+        run_id = context.run.run_id
+        subset = config.stocks or finance.universe
+        stocks = select_stocks(wh, subset, periods[0], periods[-1], explicit=bool(config.stocks))
+        mark = tushare.stats_mark()
+        wh.discard_staged(api, _runs_in_progress(context.instance))
+        landed, failed = set(), {}
+        try:
+            if finance.mode == "vip":
+                landed = _sync_by_period(context, tushare, wh, api, keys, set(subset))
+            else:
+                landed, failed = _sync_by_stock(context, tushare, wh, api, keys, stocks)
+        finally:
+            # Whatever was staged is correct: land it even when a permanent error stops the run.
+            counts = {key: wh.merge_staged(api, run_id, period) for key, period in zip(keys, periods, strict=True)}
+        rows = sum(n for n, _ in counts.values())
+        new_versions = sum(n for _, n in counts.values())
+
+        previous = failures.latest_records(context.instance, context.asset_key, keys)
+        still_failing = {}
+        for key in keys:
+            record = failures.next_record(previous.get(key, {}), landed, failed,
+                                          wanted=None if config.stocks else set(stocks))
+            if record or previous.get(key):
+                yield failures.observation(context.asset_key, key, record)
+            if record:
+                still_failing[key] = record
+        duplicates = _duplicate_versions(wh, api, periods)
+        worst = {code: f for record in still_failing.values() for code, f in record.items()}
+        checks = [
+            dg.AssetCheckResult(check_name="no_failed_stocks", passed=not worst, metadata={
+                "failed_stocks": len(worst), "periods_with_failures": sorted(still_failing),
+                "failures": dg.MetadataValue.table(
+                    [dg.TableRecord({"ts_code": c, "attempts": f.attempts, "error": f.error})
+                     for c, f in sorted(worst.items())], schema=failures.FAILED_SCHEMA)}),
+            dg.AssetCheckResult(check_name="no_duplicate_versions", passed=duplicates == 0,
+                                metadata={"duplicate_version_keys": duplicates}),
+        ]
+        context.log.info(f"{api}: {rows} rows ({new_versions} new versions) for {len(stocks)} stocks over "
+                         f"{len(keys)} periods ({keys[0]}..{keys[-1]}), {len(failed)} stocks failed in this run")
+        if worst:
+            yield from checks
+            sample = "; ".join(f"{c}: {f.error} (attempt {f.attempts} of {finance.max_stock_attempts})"
+                               for c, f in sorted(worst.items())[:5])
+            raise dg.Failure(
+                description=(f"{api}: {len(worst)} stocks are missing from periods {', '.join(sorted(still_failing))}"
+                             f" ({sample}); the other stocks' rows landed. The finance sensor retries stocks below "
+                             f"{finance.max_stock_attempts} attempts; after that, re-run them with config stocks."),
+                metadata={"failed_stocks": len(worst), "rows": rows},
+                allow_retries=False,
+            )
+        yield dg.MaterializeResult(
+            metadata={"rows": rows, "new_versions": new_versions, "stocks": len(stocks), "periods": len(keys),
+                      "first_period": keys[0], "last_period": keys[-1], "mode": finance.mode,
+                      **tushare.metadata_since(mark)},
+            check_results=checks,
+        )
+
+    return finance_asset
+
+
+def select_stocks(wh: Warehouse, wanted: list[str], first: date, last: date, explicit: bool) -> list[str]:
+    """The stocks to call: ``wanted`` (checked against stock_basic) or every stock that could have
+    reports for [first, last]: not delisted before ``first`` ends, listed by three years after ``last``."""
+    known = wh.read("stock_basic")
+    if known.empty:
+        raise dg.Failure(description="stock_basic is empty: materialize stock_basic first "
+                                     "(dagster asset materialize --select stock_basic)", allow_retries=False)
+    if wanted:
+        unknown = sorted(set(wanted) - set(known.ts_code))
+        if unknown:
+            source = "config stocks" if explicit else "ZQUANT_FINANCE_UNIVERSE"
+            raise dg.Failure(description=f"{source} names stocks stock_basic does not know: {', '.join(unknown[:10])};"
+                                         " fix the codes (e.g. 600519.SH) and run again", allow_retries=False)
+        known = known[known.ts_code.isin(wanted)]
+    if explicit:
+        return sorted(known.ts_code)
+    horizon = date(last.year + PRE_LISTING_YEARS, last.month, last.day)
+    listed = known.list_date.map(lambda d: pd.isna(d) or d <= horizon)
+    alive = known.delist_date.map(lambda d: pd.isna(d) or d > first)
+    return sorted(known[listed & alive].ts_code)
+
+
+def _sync_by_stock(context, tushare: TushareResource, wh: Warehouse, api: str, keys: list[str],
+                   stocks: list[str]) -> tuple[set[str], dict[str, str]]:
+    landed, failed = set(), {}
+    wanted_periods = set(keys)
+    for i, code in enumerate(stocks, 1):
+        params = {"ts_code": code, "period": keys[0]} if len(keys) == 1 else {"ts_code": code, "start_date": keys[0]}
+        try:
+            with failing_fast_on_permanent_errors():
+                frame = tushare.query(api, params, fields=api_fields(api))
+            frame = _validated(api, frame, params, code=code)
+        except TushareUnavailableError as exc:
+            failed[code] = str(exc)[:300]
+            context.log.warning(f"{api} {code}: {exc}")
+            continue
+        wh.stage_rows(api, context.run.run_id, frame[frame.end_date.isin(wanted_periods)])
+        landed.add(code)
+        if i % 500 == 0:
+            context.log.info(f"{api}: {i} of {len(stocks)} stocks")
+    return landed, failed
+
+
+def _sync_by_period(context, tushare: TushareResource, wh: Warehouse, api: str, keys: list[str],
+                    subset: set[str]) -> set[str]:
+    """Whole market per period (kept to ``subset`` if one is set); a failed period fails the
+    step, and step retries take over: there is no per-stock failure in this mode."""
+    landed: set[str] = set()
+    for key in keys:
+        params = {"period": key}
+        with failing_fast_on_permanent_errors():
+            frame = _validated(api, tushare.query(f"{api}_vip", params, fields=api_fields(api)), params)
+        if subset:
+            frame = frame[frame.ts_code.isin(subset)]
+        wh.stage_rows(api, context.run.run_id, frame)
+        landed.update(frame.ts_code)
+    return landed | subset
+
+
+def _validated(api: str, frame: pd.DataFrame, params: dict, code: str | None = None) -> pd.DataFrame:
+    """Types as the warehouse keeps them; a reply about another stock or period is garbage."""
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    frame["end_date"] = frame.end_date.astype(str)
+    if "update_flag" in frame:
+        flags = pd.to_numeric(frame.update_flag, errors="coerce")
+        if flags.isna().any():
+            raise BadReplyError(f"{api}({params}) returned update_flag values that are not 0/1; nothing kept, retry")
+        frame["update_flag"] = flags.astype(int)
+    wrong = (frame.ts_code != code) if code else pd.Series(False, index=frame.index)
+    if "period" in params:
+        wrong |= frame.end_date != params["period"]
+    if wrong.any():
+        raise BadReplyError(f"{api}({params}) returned {int(wrong.sum())} rows of other stocks or periods; "
+                            "nothing kept, retry")
+    frame = frame.drop_duplicates()
+    keys = [k for k in version_keys(api) if k in frame]
+    if frame.duplicated(keys).any():
+        raise BadReplyError(f"{api}({params}) returned two different rows for one version "
+                            f"({', '.join(keys)}); nothing kept, retry")
+    return frame
+
+
+def _duplicate_versions(wh: Warehouse, api: str, periods: list[date]) -> int:
+    keys = version_keys(api)
+    frame = wh.read(api, {"end_date": periods})[keys]
+    return int(frame.astype(str).duplicated().sum())
+
+
+def _runs_in_progress(instance: dg.DagsterInstance) -> list[str]:
+    return [run.run_id for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))]
+
+
+income, balancesheet, cashflow, fina_indicator = (build_finance_asset(api) for api in FINANCE_TABLES)
+FINANCE_ASSETS = (income, balancesheet, cashflow, fina_indicator)

@@ -1,0 +1,45 @@
+"""Report-period partitions: one per quarter end, keyed as Tushare writes periods (20240930).
+
+Why report periods: ``*_vip`` APIs answer the whole market for one period, the disclosure
+calendar is keyed by period, and a period is what a researcher asks for. Seventeen years
+are ~68 partitions per statement, so a full history is a few hundred partition-runs at
+most, and with ``BackfillPolicy.single_run()`` one run per statement (see assets.py).
+
+The window of partition 20240930 runs from 2024-09-30 to the next quarter end;
+``end_offset=1`` makes the current period exist while its reports come in.
+``ZQUANT_FINANCE_START`` (default 2010-01-01) sets the first period: the first quarter end
+on or after it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import dagster as dg
+
+from zquant_orchestration.lib.report_periods import period_key, quarter_end_on_or_after
+
+DEFAULT_START = "2010-01-01"
+
+
+def first_period(start: str | None = None) -> date:
+    raw = start or os.environ.get("ZQUANT_FINANCE_START") or DEFAULT_START
+    try:
+        day = date.fromisoformat(raw.strip()) if "-" in raw else date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+    except ValueError:
+        raise ValueError(f"ZQUANT_FINANCE_START must be a date like 2010-01-01, got {raw!r}") from None
+    return quarter_end_on_or_after(day)
+
+
+def build_report_period_partitions(start: date) -> dg.TimeWindowPartitionsDefinition:
+    return dg.TimeWindowPartitionsDefinition(
+        start=period_key(start),
+        fmt="%Y%m%d",
+        cron_schedule="0 0 L 3,6,9,12 *",  # L: the last day of the month
+        timezone="Asia/Shanghai",
+        end_offset=1,
+    )
+
+
+report_periods = build_report_period_partitions(first_period())

@@ -1,0 +1,48 @@
+"""``FinanceSettings``: how financial statements are synced (env-configured in definitions.py).
+
+- ``ZQUANT_FINANCE_MODE``: ``per_stock`` (default; any account: one call per stock per API,
+  covering the run's periods) or ``vip`` (5,000 points: ``*_vip`` calls, the whole market per
+  report period).
+- ``ZQUANT_FINANCE_UNIVERSE``: comma-separated ts_codes to sync (default: every stock).
+- ``ZQUANT_FINANCE_MAX_ATTEMPTS``: runs a failing stock gets before it is left failed (3).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from pydantic import Field
+
+MODES = ("per_stock", "vip")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class FinanceSettings(dg.ConfigurableResource):
+    mode: Literal["per_stock", "vip"] = Field(
+        default="per_stock", description="per_stock: one call per stock and API; vip: *_vip calls per report period.")
+    universe: list[str] = Field(default_factory=list, description="Only these ts_codes; empty: every stock.")
+    max_stock_attempts: int = Field(default=3, ge=1, description="Runs a failing stock gets, then it stays failed.")
+    restatement_lookback_quarters: int = Field(
+        default=3, ge=0, description="An incremental run also re-reads this many earlier periods (restatements).")
+    grace_days: int = Field(default=60, ge=0, description="Days after a filing deadline that late filers are tried.")
+    today: str | None = Field(default=None, description="Override 'today' (YYYY-MM-DD) for replays and tests.")
+
+    def current_day(self) -> date:
+        if self.today:
+            return date.fromisoformat(self.today)
+        return datetime.now(SHANGHAI).date()
+
+
+def finance_settings_from_env() -> FinanceSettings:
+    mode = os.environ.get("ZQUANT_FINANCE_MODE", "per_stock").strip() or "per_stock"
+    if mode not in MODES:
+        raise ValueError(f"ZQUANT_FINANCE_MODE must be one of {', '.join(MODES)}, got {mode!r}")
+    raw_attempts = os.environ.get("ZQUANT_FINANCE_MAX_ATTEMPTS", "3")
+    if not raw_attempts.strip().isdigit() or int(raw_attempts) < 1:
+        raise ValueError(f"ZQUANT_FINANCE_MAX_ATTEMPTS must be a whole number above 0, got {raw_attempts!r}")
+    universe = [c.strip().upper() for c in os.environ.get("ZQUANT_FINANCE_UNIVERSE", "").split(",") if c.strip()]
+    return FinanceSettings(mode=mode, universe=universe, max_stock_attempts=int(raw_attempts))

@@ -1,0 +1,72 @@
+"""Shared helpers: run the finance assets against a local server and compare with its truth."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
+from zquant_orchestration.defs.finance.resources import FinanceSettings
+from zquant_orchestration.defs.market.assets import stock_basic, trade_cal
+from zquant_orchestration.lib.warehouse import Warehouse
+from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES, version_keys
+
+from .market_helpers import resources_for
+
+DATE_COLUMNS = ("ann_date", "f_ann_date", "end_date")
+
+
+def finance_resources(server, warehouse_url: str, **settings) -> dict:
+    resources = resources_for(server, warehouse_url)
+    resources["finance"] = FinanceSettings(**settings)
+    return resources
+
+
+def materialize_periods(first: str, last: str, resources: dict, instance, assets=FINANCE_ASSETS,
+                        run_config: dict | None = None, raise_on_error: bool = True):
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return dg.materialize([*assets, trade_cal, stock_basic], selection=list(assets), resources=resources,
+                          instance=instance, tags=tags, run_config=run_config, raise_on_error=raise_on_error)
+
+
+def execute_request(request: dg.RunRequest, resources: dict, instance, raise_on_error: bool = False):
+    """Run what a sensor asked for, as the daemon would: its assets, config and range tags."""
+    selection = [a for a in FINANCE_ASSETS if a.key in set(request.asset_selection)]
+    return dg.materialize([*FINANCE_ASSETS, trade_cal, stock_basic], selection=selection, resources=resources,
+                          instance=instance, tags=request.tags, run_config=request.run_config,
+                          raise_on_error=raise_on_error)
+
+
+def finance_normalized(frame: pd.DataFrame, api: str) -> pd.DataFrame:
+    """Rows as Tushare returns them: YYYYMMDD dates, int update_flag, NaN for NULL; sorted by version."""
+    frame = frame.copy()
+    for column in DATE_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].map(lambda v: None if v is None or v != v else str(v).replace("-", ""))
+    frame["update_flag"] = frame["update_flag"].astype(int)
+    for column in frame.columns:
+        if column not in (*DATE_COLUMNS, "ts_code", "report_type", "comp_type", "end_type", "update_flag"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        elif frame[column].dtype != int:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    keys = version_keys(api)
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def warehouse_finance(url: str, api: str) -> pd.DataFrame:
+    wh = Warehouse(url)
+    frame = wh.read(api)
+    wh.engine.dispose()
+    return finance_normalized(frame, api)
+
+
+def truth_finance(dataset, api: str, first: str, last: str, universe) -> pd.DataFrame:
+    truth = dataset.truth(api, first, last)
+    return finance_normalized(truth[truth.ts_code.isin(list(universe))], api)
+
+
+def assert_finance_equal(url: str, dataset, first: str, last: str, universe) -> None:
+    for api in FINANCE_TABLES:
+        got, want = warehouse_finance(url, api), truth_finance(dataset, api, first, last, universe)
+        assert len(got) == len(want), f"{api}: {len(got)} rows in the warehouse, {len(want)} at the source"
+        pd.testing.assert_frame_equal(got, want[list(got.columns)], check_dtype=False, obj=api)
