@@ -1,7 +1,11 @@
-"""The code location: every asset, check, job and resource, assembled in one place."""
+"""The code location: every asset, check, job, sensor and resource, assembled in one place."""
 
 import dagster as dg
 
+from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
+from zquant_orchestration.defs.finance.jobs import finance_job
+from zquant_orchestration.defs.finance.resources import finance_settings_from_env
+from zquant_orchestration.defs.finance.sensors import finance_disclosure_sensor
 from zquant_orchestration.defs.market.assets import (
     adj_factor,
     adj_factor_covers_daily_bars,
@@ -11,15 +15,25 @@ from zquant_orchestration.defs.market.assets import (
     trade_cal,
 )
 from zquant_orchestration.defs.market.jobs import market_data_job, reference_data_job
+from zquant_orchestration.defs.market.schedules import (
+    daily_market_job,
+    market_after_close_schedule,
+    reference_data_schedule,
+)
+from zquant_orchestration.defs.market.sensors import market_gap_sensor
+from zquant_orchestration.defs.notifications.sensors import run_notification_sensor
 from zquant_orchestration.defs.tushare.resources import tushare_resource_from_env
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 
 defs = dg.Definitions(
-    assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic],
+    assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, *FINANCE_ASSETS],
     asset_checks=[adj_factor_covers_daily_bars],
-    jobs=[reference_data_job, market_data_job],
+    jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
+    schedules=[market_after_close_schedule, reference_data_schedule],
+    sensors=[market_gap_sensor, finance_disclosure_sensor, run_notification_sensor],
     resources={
         "tushare": tushare_resource_from_env(),
         "warehouse": WarehouseResource(),
+        "finance": finance_settings_from_env(),
     },
 )

@@ -10,7 +10,7 @@ materialized without its rows; re-running a range rewrites it exactly (idempoten
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -25,6 +25,15 @@ from .partitions import trading_days
 # The exchanges Tushare's trade_cal documents.
 EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
 LIST_STATUSES = {"L": "listed", "D": "delisted", "P": "paused"}
+
+def tushare_pool(api_name: str) -> str:
+    """The Dagster pool of the steps that call ``api_name``. Tushare's quota is per API and per
+    account, so dagster.yaml gives each pool ONE slot: whatever runs at once (schedule, backfill,
+    manual run), one step per API calls Tushare, held to the quota by its client; different
+    APIs still run side by side, and no two runs write the same table at once."""
+    return f"tushare_{api_name}"
+
+
 # Each step retries transient failures after the client's own retries gave up.
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -42,7 +51,7 @@ def failing_fast_on_permanent_errors() -> Iterator[None]:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
-@dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY)
+@dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY, pool=tushare_pool("trade_cal"))
 def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
               warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Trading calendars of every exchange Tushare has; the SSE one drives the partitions."""
@@ -62,7 +71,8 @@ def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
     })
 
 
-@dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY)
+@dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY,
+          pool=tushare_pool("stock_basic"))
 def stock_basic(context: dg.AssetExecutionContext, tushare: TushareResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Every stock Tushare lists, in each list status (listed, delisted, paused)."""
@@ -97,6 +107,12 @@ MARKET_TABLES = (
     MarketTable("daily_basic", "daily_basic", "Daily valuation and turnover (Tushare `daily_basic`)."),
 )
 
+# Late if the latest trading day has not landed by 19:30 Shanghai (the schedule starts at
+# 18:30). The policy's deadline ticks on weekdays; on a weekday holiday it reports late
+# although nothing was due (Dagster's cron policies know no exchange calendar).
+DAILY_BARS_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="30 19 * * 1-5", lower_bound_delta=timedelta(hours=1), timezone="Asia/Shanghai")
+
 CHECK_NAMES = {"daily_bars": ["no_duplicate_keys", "ohlc_sane", "rows_match_listed_universe"],
                "adj_factor": ["no_duplicate_keys"], "daily_basic": ["no_duplicate_keys"]}
 
@@ -117,6 +133,8 @@ def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[trade_cal, stock_basic],
         retry_policy=STEP_RETRY,
+        pool=tushare_pool(table.api_name),
+        freshness_policy=DAILY_BARS_FRESHNESS if table.asset_name == "daily_bars" else None,
         check_specs=[dg.AssetCheckSpec(name, asset=table.asset_name) for name in CHECK_NAMES[table.asset_name]],
     )
     def market_asset(context: dg.AssetExecutionContext, tushare: TushareResource,

@@ -3,7 +3,6 @@
 import dagster as dg
 
 from .assets import adj_factor, daily_bars, daily_basic, stock_basic, trade_cal
-from .partitions import trading_days
 
 reference_data_job = dg.define_asset_job(
     "reference_data_job", selection=[trade_cal, stock_basic],
@@ -11,6 +10,6 @@ reference_data_job = dg.define_asset_job(
 )
 
 market_data_job = dg.define_asset_job(
-    "market_data_job", selection=[daily_bars, adj_factor, daily_basic], partitions_def=trading_days,
+    "market_data_job", selection=[daily_bars, adj_factor, daily_basic],
     description="Daily bars, adjustment factors and valuation for a trading day or a range of them.",
 )

@@ -4,7 +4,9 @@ Settings come from the environment so that the token never enters run config or 
 
 - ``TUSHARE_TOKEN``: the account's token (read through ``dg.EnvVar``, shown by name only).
 - ``TUSHARE_HTTP_URL``: endpoint; requests go to ``{TUSHARE_HTTP_URL}/{api_name}``.
-- ``TUSHARE_CALLS_PER_MINUTE``: per-API quota of this process (default 200).
+- ``TUSHARE_CALLS_PER_MINUTE``: per-API quota (default 200). Steps that call one API hold its
+  Dagster pool (one slot, dagster.yaml), so this quota holds across runs and processes.
+- ``TUSHARE_RATE_WINDOW_SECONDS``: the quota's window (60 at Tushare; tests shorten it).
 
 With neither a token nor a URL, the resource starts the project's local
 Tushare-compatible server inside the run process (synthetic market + real fixtures),
@@ -38,7 +40,8 @@ class TushareResource(dg.ConfigurableResource):
     http_url: str | None = Field(default=None, description="Default: $TUSHARE_HTTP_URL, else Tushare's own.")
     calls_per_minute: int | None = Field(default=None, description="Default: $TUSHARE_CALLS_PER_MINUTE, else 200.")
     api_calls_per_minute: dict[str, int] = Field(default_factory=dict, description="Per-API quota overrides.")
-    rate_window_seconds: float = Field(default=60.0, description="Tushare counts calls per 60 s.")
+    rate_window_seconds: float | None = Field(
+        default=None, description="Default: $TUSHARE_RATE_WINDOW_SECONDS, else 60 (Tushare counts calls per 60 s).")
     timeout_seconds: float = 30.0
     max_attempts: int = Field(default=8, description="Tries per page for transient faults.")
     backoff_seconds: float = Field(default=1.0, description="First retry delay; doubles, with jitter.")
@@ -83,7 +86,7 @@ class TushareResource(dg.ConfigurableResource):
             token=token,
             calls_per_minute=self._calls_per_minute(),
             api_calls_per_minute=self.api_calls_per_minute,
-            window_seconds=self.rate_window_seconds,
+            window_seconds=self._rate_window_seconds(),
             timeout_seconds=self.timeout_seconds,
             retry=RetryPolicy(self.max_attempts, self.backoff_seconds, self.backoff_max_seconds),
             row_limits=self.row_limits,
@@ -100,6 +103,18 @@ class TushareResource(dg.ConfigurableResource):
             value = 0
         if value < 1:
             raise ValueError(f"TUSHARE_CALLS_PER_MINUTE must be a whole number above 0, got {raw!r}")
+        return value
+
+    def _rate_window_seconds(self) -> float:
+        if self.rate_window_seconds:
+            return self.rate_window_seconds
+        raw = os.environ.get("TUSHARE_RATE_WINDOW_SECONDS", "60")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if value <= 0:
+            raise ValueError(f"TUSHARE_RATE_WINDOW_SECONDS must be a number of seconds above 0, got {raw!r}")
         return value
 
     # --- what assets call -------------------------------------------------------------------

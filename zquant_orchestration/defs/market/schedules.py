@@ -1,0 +1,46 @@
+"""Schedules (Asia/Shanghai). `dagster schedule start/stop` and the UI toggles replace the old
+enable/disable/pause/resume; see README "Automation".
+
+- ``market_after_close_schedule``: each weekday at ``ZQUANT_MARKET_CRON`` (default 18:30,
+  after Tushare publishes the day), the stock list and that trading day's market data in
+  ONE run; the asset graph runs ``stock_basic`` before the market assets. Holidays skip.
+- ``reference_data_schedule``: the calendars and the stock list every morning (08:00), so
+  next year's holidays and new listings arrive without anyone asking.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from .assets import adj_factor, adj_factor_covers_daily_bars, daily_bars, daily_basic, stock_basic
+from .jobs import reference_data_job
+from .partitions import SHANGHAI, trading_days
+
+MARKET_CRON = os.environ.get("ZQUANT_MARKET_CRON", "30 18 * * 1-5")
+REFERENCE_CRON = os.environ.get("ZQUANT_REFERENCE_CRON", "0 8 * * *")
+
+daily_market_job = dg.define_asset_job(
+    "daily_market_job",
+    selection=dg.AssetSelection.assets(stock_basic, daily_bars, adj_factor, daily_basic)
+    | dg.AssetSelection.checks(adj_factor_covers_daily_bars),
+    description="The stock list, then one trading day of bars, factors and valuation (the evening schedule).",
+)
+
+
+@dg.schedule(job=daily_market_job, cron_schedule=MARKET_CRON, execution_timezone="Asia/Shanghai",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="After the close on trading days: the day's market data (holidays skip).")
+def market_after_close_schedule(context: dg.ScheduleEvaluationContext):
+    day = context.scheduled_execution_time.astimezone(SHANGHAI).date().isoformat()
+    if not trading_days.has_partition_key(day):
+        return dg.SkipReason(f"{day} is not an SSE trading day: nothing to fetch")
+    return dg.RunRequest(run_key=day, partition_key=day, tags={"zquant/trigger": "schedule"})
+
+
+reference_data_schedule = dg.ScheduleDefinition(
+    name="reference_data_schedule", job=reference_data_job, cron_schedule=REFERENCE_CRON,
+    execution_timezone="Asia/Shanghai", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Trading calendars and the stock list, every morning.",
+)

@@ -1,0 +1,111 @@
+"""Schedules and the gap-repair sensor: the evening schedule asks for the right trading day
+and skips holidays; holes in the recent past become range runs, never twice at once, and a
+day that keeps failing is given up after the configured attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dagster as dg
+import pytest
+from dagster._core.test_utils import create_run_for_test
+
+from zquant_orchestration.defs.market.assets import (
+    adj_factor,
+    adj_factor_covers_daily_bars,
+    daily_bars,
+    daily_basic,
+    stock_basic,
+    trade_cal,
+)
+from zquant_orchestration.defs.market.partitions import SHANGHAI
+from zquant_orchestration.defs.market.schedules import daily_market_job, market_after_close_schedule
+from zquant_orchestration.defs.market.sensors import market_gap_sensor
+
+from .dialects import sqlite_url
+from .market_helpers import MARKET_ASSETS, materialize_range, materialize_reference, resources_for
+
+
+def evaluate_schedule(when: datetime):
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        return market_after_close_schedule(context)
+
+
+def test_evening_schedule_requests_the_trading_day_and_skips_a_holiday():
+    request = evaluate_schedule(datetime(2024, 10, 8, 18, 30, tzinfo=SHANGHAI))
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2024-10-08"
+    holiday = evaluate_schedule(datetime(2024, 10, 1, 18, 30, tzinfo=SHANGHAI))  # National Day, a Tuesday
+    assert isinstance(holiday, dg.SkipReason) and "2024-10-01 is not an SSE trading day" in holiday.skip_message
+    ticks = market_after_close_schedule.execution_timezone, market_after_close_schedule.cron_schedule
+    assert ticks == ("Asia/Shanghai", "30 18 * * 1-5")
+
+
+def test_the_scheduled_run_lands_the_stock_list_then_the_day(tmp_path, local_server):
+    server = local_server()
+    url = sqlite_url(tmp_path)
+    defs = dg.Definitions(assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic],
+                          asset_checks=[adj_factor_covers_daily_bars], jobs=[daily_market_job],
+                          resources=resources_for(server, url))
+    request = evaluate_schedule(datetime(2024, 10, 8, 18, 30, tzinfo=SHANGHAI))
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("daily_market_job").execute_in_process(
+            partition_key=request.partition_key, instance=instance, tags=request.tags)
+        assert result.success
+        order = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+        assert order.index("stock_basic") < min(order.index(a) for a in ("daily_bars", "adj_factor", "daily_basic"))
+        assert instance.get_materialized_partitions(dg.AssetKey("daily_bars")) == {"2024-10-08"}
+
+
+@pytest.fixture
+def march(tmp_path, local_server, monkeypatch):
+    """Ten trading days 2024-03-06..03-19 seen from 03-20: some landed, one failed, some missing."""
+    monkeypatch.setenv("ZQUANT_TODAY", "2024-03-20")
+    monkeypatch.setenv("ZQUANT_GAP_LOOKBACK_DAYS", "10")
+    monkeypatch.setenv("ZQUANT_GAP_MAX_ATTEMPTS", "2")
+    server = local_server()
+    url = sqlite_url(tmp_path)
+    resources = resources_for(server, url)
+    with dg.instance_for_test() as instance:
+        materialize_reference(resources, instance)
+        assert materialize_range(MARKET_ASSETS, "2024-03-06", "2024-03-08", resources, instance).success
+        assert materialize_range(MARKET_ASSETS, "2024-03-13", "2024-03-14", resources, instance).success
+        denied = resources_for(local_server(denied_apis=("daily",)), url)
+        assert not materialize_range(MARKET_ASSETS, "2024-03-15", "2024-03-15", denied, instance,
+                                     raise_on_error=False).success
+        # A run for 03-19 is already running: the sensor must leave that day alone.
+        create_run_for_test(instance, job_name="market_data_job", status=dg.DagsterRunStatus.STARTED,
+                            tags={"dagster/partition": "2024-03-19"})
+        yield instance
+
+
+def tick(instance, cursor=None):
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+        return market_gap_sensor(context)
+
+
+def ranges(result) -> list[tuple[str, str]]:
+    return [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in result.run_requests]
+
+
+def test_gap_sensor_requests_each_hole_as_one_range_and_skips_queued_days(march):
+    first = tick(march)
+    # 03-11..12 missing; 03-15 failed (daily_bars) + 03-18 missing; 03-19 running already.
+    assert ranges(first) == [("2024-03-11", "2024-03-12"), ("2024-03-15", "2024-03-18")]
+    assert all(r.job_name in (None, "market_data_job") for r in first.run_requests)
+
+
+def test_gap_sensor_gives_up_on_a_day_after_the_maximum_attempts(march):
+    first = tick(march)
+    second = tick(march, first.cursor)
+    assert ranges(second) == ranges(first), "attempt 2 of 2"
+    assert len({r.run_key for r in first.run_requests + second.run_requests}) == 4, "each attempt is a new run"
+    third = tick(march, second.cursor)
+    assert third.run_requests == [], "after 2 attempts the days stay failed and visible"
+
+
+def test_gap_sensor_repairs_holes_so_the_window_is_complete(march, tmp_path, local_server):
+    resources = resources_for(local_server(), sqlite_url(tmp_path))
+    for first, last in ranges(tick(march)):
+        assert materialize_range(MARKET_ASSETS, first, last, resources, march).success
+    assert ranges(tick(march)) == [], "only the running day is left, and it is someone else's"
