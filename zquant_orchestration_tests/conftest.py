@@ -42,6 +42,13 @@ def max_calls_in_window(times: list[float], window: float) -> int:
     return best
 
 
+@pytest.fixture(autouse=True)
+def _own_quota_logs(tmp_path, monkeypatch):
+    """Each test keeps its own host-wide call logs: local servers reuse ports, and a quota
+    a test taught one server must not slow the next test down."""
+    monkeypatch.setenv("ZQUANT_QUOTA_DIR", str(tmp_path / "tushare_quota"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _drop_postgres_test_databases():
     from .dialects import drop_test_databases

@@ -174,7 +174,7 @@ class TushareClient:
 
     def _call_with_retries(self, api_name, params, wanted, stats) -> protocol.Reply:
         limiter = limiter_for(
-            self.http_url,
+            f"{self.http_url}\0{self.__token}",  # the quota is the account's at that endpoint
             api_name,
             self.api_calls_per_minute.get(api_name, self.calls_per_minute),
             self.window_seconds,
@@ -183,11 +183,15 @@ class TushareClient:
         rate_limit_waits = 0
         last_error = ""
         while True:
-            stats.quota_wait_seconds += limiter.acquire()
+            waited, ticket = limiter.acquire()
+            stats.quota_wait_seconds += waited
             stats.attempts += 1
             attempt += 1
             try:
-                reply = self._post(api_name, params, wanted)
+                try:
+                    reply = self._post(api_name, params, wanted)
+                finally:
+                    limiter.done(ticket)  # the quota's window runs from the answer
             except _Transient as exc:
                 last_error = str(exc)
             else:

@@ -1,79 +1,179 @@
-"""A per-API calls-per-window quota shared by every thread of the process.
+"""A per-API calls-per-window quota shared by every thread AND every process on this host.
 
-Tushare counts calls per API per minute. We keep a sliding log of the moments we sent
-calls, so that in ANY window of ``window_seconds`` at most ``limit`` calls leave this
-process: a token bucket would allow a burst of ``2 * limit`` across a window boundary,
-which the service answers with code 40203.
+Tushare counts calls per API, per account, per minute. We keep a sliding log of calls so
+that in ANY window of ``window_seconds`` at most ``limit`` calls reach the service: a
+token bucket would allow a burst of ``2 * limit`` across a window boundary, which the
+service answers with code 40203.
 
-The server stamps a call when it arrives, a little after we stamp it when we send, so
-each window is widened by ``margin_seconds`` (default: 1/60 of the window, one second
-per minute) to absorb that delivery delay.
+Why a file and not memory: each Dagster step runs in its own process. Dagster pools let
+one step per API call Tushare at a time, but when one step ends and the next starts, the
+new process would not know the calls the last one made a second ago, and could send a
+whole quota again inside the same window. The log therefore lives in a small JSON file
+per (endpoint, account, API), guarded by ``flock`` and replaced atomically, so every
+process on the host sees the same calls. A process killed mid-call leaves its stamp.
+
+Why two stamps per call: the server counts a call when it ARRIVES, which is some time
+after we send it. A call is stamped when it is sent (so it counts while in flight) and
+stamped again when its reply is back, which is after it arrived; the window is measured
+from the later stamp, so no delivery delay can squeeze ``limit + 1`` arrivals into one
+server window.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import tempfile
 import threading
 import time
-from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+
+QUOTA_DIR_ENV = "ZQUANT_QUOTA_DIR"
+IN_FLIGHT, ANSWERED = 0, 1
+# A call still "in flight" this many windows after it was sent belongs to a killed process.
+STALE_WINDOWS = 10
+LEARNED_LIMIT_SECONDS = 3600
 
 
-class SlidingWindowLimiter:
-    def __init__(self, limit: int, window_seconds: float = 60.0, margin_seconds: float | None = None):
+def default_quota_dir() -> Path:
+    """``$ZQUANT_QUOTA_DIR``, else ``$DAGSTER_HOME/tushare_quota``, else a per-user temp dir:
+    every process of one deployment on this host must agree on it."""
+    if os.environ.get(QUOTA_DIR_ENV):
+        return Path(os.environ[QUOTA_DIR_ENV])
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"]) / "tushare_quota"
+    return Path(tempfile.gettempdir()) / f"zquant-tushare-quota-{os.getuid()}"
+
+
+class SharedCallLog:
+    """The quota of one API: ``acquire()`` blocks until a call fits, ``done()`` restamps it."""
+
+    _tickets = itertools.count()
+
+    def __init__(self, path: Path, limit: int, window_seconds: float = 60.0):
         if limit < 1:
             raise ValueError(f"a quota must allow at least one call per window, got {limit}")
+        self.path = Path(path)
         self.limit = limit
         self.window = window_seconds
-        self.margin = window_seconds / 60.0 if margin_seconds is None else margin_seconds
-        self._sent: deque[float] = deque()
-        self._blocked_until = 0.0
-        self._cond = threading.Condition()
+        self._thread_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def acquire(self) -> float:
-        """Block until one more call fits in the quota; return the seconds waited."""
+    # --- what the client calls -------------------------------------------------------
+
+    def acquire(self) -> tuple[float, str]:
+        """Block until one more call fits; return (seconds waited, the call's ticket)."""
         started = time.monotonic()
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                span = self.window + self.margin
-                while self._sent and self._sent[0] <= now - span:
-                    self._sent.popleft()
-                wait = self._blocked_until - now
-                if wait <= 0 and len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return now - started
+        ticket = f"{os.getpid()}-{next(self._tickets)}"
+        while True:
+            with self._state() as state:
+                now = time.time()
+                calls = state["calls"]
+                limit = min(self.limit, self._learned_limit(state, now) or self.limit)
+                wait = state.get("blocked_until", 0.0) - now
+                if wait <= 0 and len(calls) < limit:
+                    calls[ticket] = [now, IN_FLIGHT]
+                    return time.monotonic() - started, ticket
                 if wait <= 0:
-                    wait = self._sent[0] + span - now
-                self._cond.wait(timeout=max(wait, 0.001))
+                    # The oldest answered call leaves the window first; calls still in
+                    # flight leave only once answered, so look again soon.
+                    answered = [stamp for stamp, status in calls.values() if status == ANSWERED]
+                    wait = min(answered) + self.window - now if answered else self.window / 20
+            time.sleep(min(max(wait, 0.001), self.window))
+
+    def done(self, ticket: str) -> None:
+        """The call's reply is back: it arrived before now, so count its window from now."""
+        with self._state() as state:
+            state["calls"][ticket] = [time.time(), ANSWERED]
 
     def block_for(self, seconds: float) -> None:
-        """The server said we are over its quota: send nothing more for ``seconds``."""
-        with self._cond:
-            self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
-            self._cond.notify_all()
+        """The server said we are over its quota: nobody on this host sends for ``seconds``."""
+        with self._state() as state:
+            state["blocked_until"] = max(state.get("blocked_until", 0.0), time.time() + seconds)
 
     def lower_limit(self, limit: int) -> None:
-        """The server told us its real quota; never go above it again in this process."""
-        with self._cond:
-            if 1 <= limit < self.limit:
-                self.limit = limit
+        """The server told us its real quota: no process on this host goes above it for
+        ``LEARNED_LIMIT_SECONDS`` (then we believe our configuration again, so an account
+        that gained points is not held to its old quota forever)."""
+        if limit < 1:
+            return
+        with self._state() as state:
+            now = time.time()
+            state["learned_limit"] = [min(self._learned_limit(state, now) or limit, limit), now]
+
+    @staticmethod
+    def _learned_limit(state: dict, now: float) -> int | None:
+        learned = state.get("learned_limit")
+        if not learned or now - learned[1] > LEARNED_LIMIT_SECONDS:
+            return None
+        return int(learned[0])
+
+    # --- the file --------------------------------------------------------------------
+
+    @contextmanager
+    def _state(self):
+        """The log, read under an exclusive lock and written back atomically on exit."""
+        lock_path = self.path.with_suffix(".lock")
+        with self._thread_lock, open(lock_path, "a+") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                state = self._read()
+                now = time.time()
+                state["calls"] = {ticket: call for ticket, call in state["calls"].items()
+                                  if self._still_counts(call, now)}
+                yield state
+                tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(state))
+                os.replace(tmp, self.path)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _still_counts(self, call, now: float) -> bool:
+        """An answered call counts for one window after its answer. A call in flight counts
+        until answered; one whose process was killed is forgotten after ``STALE_WINDOWS``.
+        A stamp in the future means the clock went back: forget it, or it would block the
+        API until the clock caught up."""
+        stamp, status = call
+        if stamp > now + 1:
+            return False
+        age = now - stamp
+        return age < self.window if status == ANSWERED else age < self.window * STALE_WINDOWS
+
+    def _read(self) -> dict:
+        try:
+            state = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            # Missing: first call on this host. Unreadable: a crash mid-write cannot leave
+            # one (os.replace is atomic), so this is someone's edit; start afresh.
+            return {"calls": {}}
+        if not isinstance(state, dict) or not isinstance(state.get("calls"), dict):
+            return {"calls": {}}
+        return state
 
 
-_registry: dict[tuple[str, str, float], SlidingWindowLimiter] = {}
+_registry: dict[Path, SharedCallLog] = {}
 _registry_lock = threading.Lock()
 
 
-def limiter_for(scope: str, api_name: str, limit: int, window_seconds: float) -> SlidingWindowLimiter:
-    """The process-wide limiter of one API at one endpoint (created on first use).
+def limiter_for(scope: str, api_name: str, limit: int, window_seconds: float,
+                quota_dir: Path | None = None) -> SharedCallLog:
+    """The quota of one API for one account at one endpoint.
 
-    Every client in the process that talks to the same endpoint shares it, so two
-    resources or twenty threads together still keep the account's quota.
+    ``scope`` names the account and endpoint; it is hashed into the file name, so a
+    token in it never lands on disk. Every client on the host with the same scope
+    shares the log, so two resources, twenty threads or five step processes together
+    still keep the account's quota.
     """
-    key = (scope, api_name, window_seconds)
+    digest = hashlib.sha256(f"{scope}\0{window_seconds}".encode()).hexdigest()[:20]
+    path = (quota_dir or default_quota_dir()) / f"{api_name}-{digest}.json"
     with _registry_lock:
-        limiter = _registry.get(key)
-        if limiter is None:
-            limiter = SlidingWindowLimiter(limit, window_seconds)
-            _registry[key] = limiter
-        elif limit < limiter.limit:
-            limiter.lower_limit(limit)
-        return limiter
+        log = _registry.get(path)
+        if log is None:
+            log = _registry[path] = SharedCallLog(path, limit, window_seconds)
+        elif limit < log.limit:
+            log.limit = limit
+        return log
