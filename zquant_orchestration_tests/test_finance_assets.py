@@ -199,7 +199,7 @@ def test_a_stock_that_keeps_failing_is_retried_then_left_failed_and_visible(tmp_
         wh.engine.dispose()
 
 
-def test_unknown_stocks_in_run_config_fail_before_any_call_and_write_nothing(tmp_path, dataset, local_server):
+def test_unknown_stocks_in_run_config_are_refused_at_launch_and_nothing_is_called(tmp_path, dataset, local_server):
     server = local_server()
     url = sqlite_url(tmp_path)
     resources = finance_resources(server, url)
@@ -207,12 +207,28 @@ def test_unknown_stocks_in_run_config_fail_before_any_call_and_write_nothing(tmp
         materialize_reference(resources, instance)
         before = len(server.requests)
         config = {"ops": {"income": {"config": {"stocks": ["600519.SH", "123456.XX"]}}}}
+        with pytest.raises(dg.DagsterInvalidConfigError,
+                           match=r"root:ops:income:config:stocks\[1\] not in enum type StockCode got 123456.XX"):
+            materialize_periods("20240930", "20240930", resources, instance,
+                                assets=[a for a in _finance_assets() if a.key.path == ["income"]], run_config=config)
+        assert instance.get_runs_count() == 1, "only the reference run: no run was created"
+        assert len(server.requests) == before
+        assert Warehouse(url).scalar("SELECT COUNT(*) FROM income") == 0
+
+
+def test_an_unknown_stock_in_the_universe_fails_the_step_before_any_call(tmp_path, dataset, local_server):
+    server = local_server()
+    url = sqlite_url(tmp_path)
+    resources = finance_resources(server, url, universe=["600519.SH", "123456.XX"])
+    with dg.instance_for_test() as instance:
+        materialize_reference(resources, instance)
+        before = len(server.requests)
         result = materialize_periods("20240930", "20240930", resources, instance,
                                      assets=[a for a in _finance_assets() if a.key.path == ["income"]],
-                                     run_config=config, raise_on_error=False)
+                                     raise_on_error=False)
         assert not result.success
         failure = result.get_step_failure_events()[0].step_failure_data.error.message
-        assert "config stocks names stocks stock_basic does not know: 123456.XX" in failure
+        assert "ZQUANT_FINANCE_UNIVERSE names stocks stock_basic does not know: 123456.XX" in failure
         assert len(server.requests) == before
         assert Warehouse(url).scalar("SELECT COUNT(*) FROM income") == 0
 
@@ -235,28 +251,33 @@ def _finance_assets():
     return list(FINANCE_ASSETS)
 
 
+LATE = "001279.SZ"
+
+
 def test_after_the_deadline_listed_stocks_without_a_report_are_tried_once_a_day(tmp_path, dataset, local_server):
     server = local_server()
     url = sqlite_url(tmp_path)
     synced = finance_resources(server, url, universe=["600519.SH", "000001.SZ"])
-    resources = finance_resources(server, url, universe=["600519.SH", "000001.SZ", "688999.SH"],
+    resources = finance_resources(server, url, universe=["600519.SH", "000001.SZ", LATE],
                                   today="2024-11-05")
     with dg.instance_for_test() as instance:
         materialize_reference(synced, instance)
         assert materialize_periods("20240930", "20240930", synced, instance).success
         # A listed stock Tushare has no Q3 report for (a late filer): nothing was landed for it.
+        # 001279.SZ listed in 2024-10 (no report before Q4 at the source); the warehouse is told
+        # it listed in 2001, so its Q3 and H1 reports are overdue.
         wh = Warehouse(url)
-        late = wh.read("stock_basic", {"ts_code": ["600519.SH"]}).assign(ts_code="688999.SH", symbol="688999")
-        wh.replace_rows("stock_basic", late, {"ts_code": ["688999.SH"]})
+        late = wh.read("stock_basic", {"ts_code": ["600519.SH"]}).assign(ts_code=LATE, symbol=LATE[:6])
+        wh.replace_rows("stock_basic", late, {"ts_code": [LATE]})
 
         first = tick(instance, resources)
-        assert [r.run_config["ops"]["income"]["config"]["stocks"] for r in first.run_requests] == [["688999.SH"]]
+        assert [r.run_config["ops"]["income"]["config"]["stocks"] for r in first.run_requests] == [[LATE]]
         assert tick(instance, resources, first.cursor).run_requests == [], "once a day, not every tick"
-        next_day = finance_resources(server, url, universe=["600519.SH", "000001.SZ", "688999.SH"],
+        next_day = finance_resources(server, url, universe=["600519.SH", "000001.SZ", LATE],
                                      today="2024-11-06")
         assert len(tick(instance, next_day, first.cursor).run_requests) == 1
         # Before Q3's deadline its missing report is not chased (H1's, past its deadline, is).
-        early = finance_resources(server, url, universe=["688999.SH"], today="2024-10-20")
+        early = finance_resources(server, url, universe=[LATE], today="2024-10-20")
         ends = [r.tags["dagster/asset_partition_range_end"] for r in tick(instance, early).run_requests]
         assert ends == ["20240630"]
         wh.engine.dispose()

@@ -1,8 +1,10 @@
 """The README's run command on a fresh directory: no token, no database server.
 
 `zquant-demo` lands the reference assets and a month of market data from the embedded
-local server into SQLite, then starts `dagster dev`; the UI's GraphQL (what the
-partitions page renders) shows trading days only, with the month materialized.
+local server into SQLite, then starts `dagster dev`. Through the UI's GraphQL: the
+partitions page shows trading days only, with the month materialized; the daemon runs the
+schedules and sensors; a manual run with bad config is refused before it exists, and a
+manual run for one stock over a range refetches just that stock.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,54 +38,165 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"query": query, "variables": variables or {}}).encode())
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
 
-def test_the_demo_lands_a_month_and_the_ui_shows_trading_days_only(tmp_path):
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`zquant-demo --month 2024-01` in a fresh folder, until its `dagster dev` answers.
+
+    The market schedule's cron is set to every minute so that the test sees the daemon tick
+    it (README: ZQUANT_MARKET_CRON); on a day that is not a trading day the tick skips."""
+    folder = tmp_path_factory.mktemp("demo")
     for name in ("dagster.yaml", "workspace.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
+        shutil.copy(REPO / name, folder / name)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TUSHARE_", "ZQUANT_", "DAGSTER_HOME"))}
+    env["ZQUANT_MARKET_CRON"] = "* * * * *"
     port = free_port()
-    demo = subprocess.Popen([str(Path(sys.executable).with_name("zquant-demo")), "--month", "2024-01",
-                             "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would
+    # block `dagster dev` (and its daemon) on its next log line.
+    log = folder / "demo.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(Path(sys.executable).with_name("zquant-demo")), "--month", "2024-01",
+                                    "--port", str(port)], cwd=folder, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 400
         answer = None
         while answer is None:
-            assert demo.poll() is None, demo.stdout.read()[-3000:]
+            assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the UI never answered"
             try:
                 answer = graphql(port, PARTITIONS_QUERY)
             except OSError:
                 time.sleep(1)
-        node = answer["data"]["assetNodes"][0]
-        keys = node["partitionKeysByDimension"][0]["partitionKeys"]
-        assert keys[0] == "1990-12-19"
-        assert "2024-02-09" not in keys and "2024-02-08" in keys
-        assert all(time.strptime(k, "%Y-%m-%d").tm_wday < 5 for k in keys)
-        ranges = node["assetPartitionStatuses"]["ranges"]
-        assert ranges[0] == {"startKey": "2024-01-02", "endKey": "2024-01-31", "status": "MATERIALIZED"}
-        # Anything else is the daemon's gap sensor filling the last 30 trading days (it is on by default).
-        recent = keys[keys.index(ranges[0]["endKey"]) + 1:][-31:]
-        assert all(r["startKey"] in recent and r["endKey"] in recent for r in ranges[1:]), ranges
+        yield Demo(folder, port, answer)
     finally:
-        os.killpg(demo.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            demo.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(demo.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
 
-    engine = create_engine(f"sqlite:///{tmp_path / '.zquant' / 'warehouse.sqlite'}")
+
+@dataclass
+class Demo:
+    folder: Path
+    port: int
+    first_answer: dict
+
+    @property
+    def warehouse_url(self) -> str:
+        return f"sqlite:///{self.folder / '.zquant' / 'warehouse.sqlite'}"
+
+
+def test_the_demo_lands_a_month_and_the_ui_shows_trading_days_only(demo):
+    node = demo.first_answer["data"]["assetNodes"][0]
+    keys = node["partitionKeysByDimension"][0]["partitionKeys"]
+    assert keys[0] == "1990-12-19"
+    assert "2024-02-09" not in keys and "2024-02-08" in keys
+    assert all(time.strptime(k, "%Y-%m-%d").tm_wday < 5 for k in keys)
+    ranges = node["assetPartitionStatuses"]["ranges"]
+    assert ranges[0] == {"startKey": "2024-01-02", "endKey": "2024-01-31", "status": "MATERIALIZED"}
+    # Anything else is the daemon's gap sensor filling the last 30 trading days (it is on by default).
+    recent = keys[keys.index(ranges[0]["endKey"]) + 1:][-31:]
+    assert all(r["startKey"] in recent and r["endKey"] in recent for r in ranges[1:]), ranges
+
+    engine = create_engine(demo.warehouse_url)
     with engine.connect() as conn:
         for table in ("daily_bars", "adj_factor", "daily_basic"):
-            days = conn.execute(text(f"SELECT COUNT(DISTINCT trade_date) FROM {table}")).scalar()
+            days = conn.execute(text(f"SELECT COUNT(DISTINCT trade_date) FROM {table} "
+                                     "WHERE trade_date BETWEEN '2024-01-01' AND '2024-01-31'")).scalar()
             assert days == 22, table
         assert conn.execute(text("SELECT COUNT(*) FROM stock_basic")).scalar() > 5000
         assert conn.execute(text("SELECT COUNT(DISTINCT exchange) FROM trade_cal")).scalar() == 7
     engine.dispose()
+
+
+AUTOMATION_QUERY = """{
+  instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
+  repositoriesOrError { ... on RepositoryConnection { nodes {
+    schedules { name scheduleState { status ticks(limit: 5) { status timestamp } } }
+    sensors { name sensorState { status ticks(limit: 5) { status timestamp } } } } } } }"""
+
+
+def test_dagster_dev_runs_the_schedules_and_sensors_with_the_daemon(demo):
+    deadline = time.monotonic() + 240
+    while True:
+        data = graphql(demo.port, AUTOMATION_QUERY)["data"]
+        daemons = {d["daemonType"]: d for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
+        repo = data["repositoriesOrError"]["nodes"][0]
+        schedules = {s["name"]: s["scheduleState"] for s in repo["schedules"]}
+        sensors = {s["name"]: s["sensorState"] for s in repo["sensors"]}
+        watched = (schedules["market_after_close_schedule"], sensors["market_gap_sensor"],
+                   sensors["run_notification_sensor"])
+        ticked = all(_finished_ticks(state) for state in watched)
+        if ticked and all(daemons[t]["healthy"] for t in ("SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR")):
+            break
+        assert time.monotonic() < deadline, json.dumps({"daemons": daemons, "schedules": schedules,
+                                                        "sensors": sensors})[:3000]
+        time.sleep(3)
+    assert {n: s["status"] for n, s in schedules.items()} == {
+        "market_after_close_schedule": "RUNNING", "reference_data_schedule": "RUNNING"}
+    assert {n: s["status"] for n, s in sensors.items()} == {
+        "market_gap_sensor": "RUNNING", "run_notification_sensor": "RUNNING", "finance_disclosure_sensor": "STOPPED"}
+    # The daemon evaluated each of them; none raised.
+    for state in watched:
+        assert {t["status"] for t in _finished_ticks(state)} <= {"SUCCESS", "SKIPPED"}, state
+
+
+def _finished_ticks(state: dict) -> list[dict]:
+    return [t for t in state["ticks"] if t["status"] != "STARTED"]
+
+
+def _client(demo) -> DagsterGraphQLClient:
+    return DagsterGraphQLClient("127.0.0.1", port_number=demo.port)
+
+
+def _runs_tagged(demo, value: str) -> list[dict]:
+    query = """query($value: String!) { runsOrError(filter: {tags: [{key: "zquant/test", value: $value}]}) {
+      ... on Runs { results { runId status } } } }"""
+    return graphql(demo.port, query, {"value": value})["data"]["runsOrError"]["results"]
+
+
+def test_graphql_refuses_a_manual_run_with_a_bad_stock_before_it_exists(demo):
+    config = {"ops": {"daily_bars": {"config": {"stocks": ["600519.SH", "60O519.SH"]}}}}
+    with pytest.raises(DagsterGraphQLClientError) as refused:
+        _client(demo).submit_job_execution("market_data_job", run_config=config, tags={
+            "dagster/partition": "2024-01-02", "zquant/test": "bad-stock"})
+    kind, errors = refused.value.args
+    assert kind == "RunConfigValidationInvalid"
+    assert [e["message"] for e in errors] == [
+        "Value at path root:ops:daily_bars:config:stocks[1] not in enum type StockCode got 60O519.SH"]
+    assert _runs_tagged(demo, "bad-stock") == []
+
+
+def test_graphql_launches_a_manual_run_for_two_stocks_over_a_range(demo):
+    engine = create_engine(demo.warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE daily_bars SET close = -1 WHERE ts_code IN ('600519.SH', '000002.SZ') "
+                          "AND trade_date BETWEEN '2024-01-02' AND '2024-01-05'"))
+    config = {"ops": {name: {"config": {"stocks": ["600519.SH"]}} for name in ("daily_bars", "adj_factor",
+                                                                               "daily_basic")}}
+    run_id = _client(demo).submit_job_execution("market_data_job", run_config=config, tags={
+        "dagster/asset_partition_range_start": "2024-01-02", "dagster/asset_partition_range_end": "2024-01-05",
+        "zquant/test": "two-stocks"})
+    deadline = time.monotonic() + 300
+    while (status := _client(demo).get_run_status(run_id)) not in (DagsterRunStatus.SUCCESS,
+                                                                   DagsterRunStatus.FAILURE,
+                                                                   DagsterRunStatus.CANCELED):
+        assert time.monotonic() < deadline, f"run {run_id} still {status}"
+        time.sleep(2)
+    assert status == DagsterRunStatus.SUCCESS
+    with engine.connect() as conn:
+        spoiled = conn.execute(text("SELECT DISTINCT ts_code FROM daily_bars WHERE close = -1")).scalars().all()
+        per_day = conn.execute(text("SELECT COUNT(*) FROM daily_bars WHERE ts_code = '600519.SH' "
+                                    "AND trade_date BETWEEN '2024-01-02' AND '2024-01-05'")).scalar()
+    engine.dispose()
+    assert spoiled == ["000002.SZ"], "the named stock was refetched, the other left alone"
+    assert per_day == 4

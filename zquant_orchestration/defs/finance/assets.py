@@ -25,6 +25,7 @@ from zquant_orchestration.defs.market.assets import (
     stock_basic,
     tushare_pool,
 )
+from zquant_orchestration.defs.market.config import StockCode, codes
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.report_periods import parse_period
@@ -49,7 +50,8 @@ DESCRIPTIONS = {
 
 
 class FinanceRunConfig(dg.Config):
-    stocks: list[str] = Field(
+    # StockCode: Dagster refuses an unknown code at launch, naming the field.
+    stocks: list[StockCode] = Field(
         default_factory=list,
         description="Sync only these ts_codes (e.g. ['600519.SH']); empty: the configured universe.")
 
@@ -79,7 +81,7 @@ def build_finance_asset(api: str) -> dg.AssetsDefinition:
         keys = context.partition_keys
         periods = [parse_period(k) for k in keys]
         run_id = context.run.run_id
-        subset = config.stocks or finance.universe
+        subset = codes(config.stocks) or finance.universe
         stocks = select_stocks(wh, subset, periods[0], periods[-1], explicit=bool(config.stocks))
         mark = tushare.stats_mark()
         wh.discard_staged(api, _runs_in_progress(context.instance))

@@ -20,6 +20,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
+from zquant_orchestration.defs.market.config import StockCode
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.report_periods import deadline, open_periods, parse_period, period_key, shift_periods
@@ -34,6 +35,7 @@ from .partitions import report_periods
 from .resources import FinanceSettings
 
 FINANCE_KEYS = {a.key for a in FINANCE_ASSETS}
+NAMEABLE = set(StockCode.__members__)
 
 
 @dg.sensor(job=finance_job, minimum_interval_seconds=1800, default_status=dg.DefaultSensorStatus.STOPPED,
@@ -47,15 +49,17 @@ def finance_disclosure_sensor(context: dg.SensorEvaluationContext, tushare: Tush
     today = finance.current_day()
     cursor = json.loads(context.cursor or "{}")
     records = {api: failures.latest_records(context.instance, dg.AssetKey(api)) for api in FINANCE_TABLES}
-    requests = _open_period_requests(tushare, warehouse.get(), finance, today, cursor, records)
+    requests = _open_period_requests(context.log, tushare, warehouse.get(), finance, today, cursor, records)
     requests += _retry_requests(finance, today, records)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
 
-def _open_period_requests(tushare: TushareResource, wh: Warehouse, finance: FinanceSettings, today: date,
+def _open_period_requests(log, tushare: TushareResource, wh: Warehouse, finance: FinanceSettings, today: date,
                           cursor: dict, records: dict[str, dict[str, failures.FailureRecord]]) -> list[dg.RunRequest]:
     """One run per open period for its disclosed (and, after the deadline, overdue) stocks
-    that have no row yet; stocks already failing are left to the retries."""
+    that have no row yet; stocks already failing are left to the retries. Run config names
+    stocks by ``StockCode``, fixed when the code location loaded: a stock listed since waits
+    (with a warning each tick) for the next reload, or Dagster would refuse the whole run."""
     known_keys = set(report_periods.get_partition_keys())
     failing = {api: {code for record in recs.values() for code in record} for api, recs in records.items()}
     stocks = wh.read("stock_basic")
@@ -78,6 +82,12 @@ def _open_period_requests(tushare: TushareResource, wh: Warehouse, finance: Fina
             todo = wanted - wh.stocks_with_rows(api, "end_date", period) - failing[api]
             if todo:
                 work[api] = sorted(todo)
+        unnamed = sorted({code for todo in work.values() for code in todo} - NAMEABLE)
+        if unnamed:
+            log.warning(f"{key}: {len(unnamed)} stocks listed since the code location loaded wait for its reload "
+                        f"(UI: Deployment, Reload): {', '.join(unnamed[:10])}")
+            work = {api: [c for c in todo if c in NAMEABLE] for api, todo in work.items()}
+            work = {api: todo for api, todo in work.items() if todo}
         if work:
             first = max(shift_periods(period, -finance.restatement_lookback_quarters), parse_period(min(known_keys)))
             requests.append(_request(f"new:{key}:{today}", work, period_key(first), key, "incremental"))

@@ -3,7 +3,9 @@
 Each market asset makes ONE ``trade_date`` call per day (plus pages), never one per
 stock, and writes each day in its own transaction. A range run materializes its
 partitions only when every day of it has landed, so Dagster never shows a partition as
-materialized without its rows; re-running a range rewrites it exactly (idempotent).
+materialized without its rows. A re-run skips the days already landed (whole, by the
+above) unless its config says ``force_refresh``; a run with ``stocks`` refetches only
+those stocks over days already landed (config.py).
 """
 
 
@@ -18,13 +20,15 @@ import pandas as pd
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.tushare import TushareError, TushareUnavailableError
-from zquant_orchestration.lib.warehouse import quality
+from zquant_orchestration.lib.warehouse import Warehouse, quality
 
+from .config import MarketRunConfig, codes
 from .partitions import trading_days
 
 # The exchanges Tushare's trade_cal documents.
 EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
 LIST_STATUSES = {"L": "listed", "D": "delisted", "P": "paused"}
+
 
 def tushare_pool(api_name: str) -> str:
     """The Dagster pool of the steps that call ``api_name``. Tushare's quota is per API and per
@@ -137,30 +141,100 @@ def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
         freshness_policy=DAILY_BARS_FRESHNESS if table.asset_name == "daily_bars" else None,
         check_specs=[dg.AssetCheckSpec(name, asset=table.asset_name) for name in CHECK_NAMES[table.asset_name]],
     )
-    def market_asset(context: dg.AssetExecutionContext, tushare: TushareResource,
+    def market_asset(context: dg.AssetExecutionContext, config: MarketRunConfig, tushare: TushareResource,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         mark = tushare.stats_mark()
         days = context.partition_keys
-        rows = 0
-        stocks: set[str] = set()
-        for day in days:
-            trade_date = day.replace("-", "")
-            with failing_fast_on_permanent_errors():
-                frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
-            _validate_day(table, frame, trade_date)
-            rows += wh.replace_rows(table.asset_name, frame, {"trade_date": [day]})
-            stocks.update(frame.ts_code)
-            context.log.debug(f"{table.asset_name} {day}: {len(frame)} rows")
         start, end = _iso_to_date(days[0]), _iso_to_date(days[-1])
-        context.log.info(f"{table.asset_name}: {rows} rows over {len(days)} trading days ({days[0]}..{days[-1]})")
+        if config.stocks:
+            landed = _refresh_stocks(context, table, tushare, wh, days, codes(config.stocks))
+        else:
+            landed = _land_days(context, table, tushare, wh, days, config.force_refresh)
+        context.log.info(f"{table.asset_name}: {landed['rows']} rows over {landed['days_fetched']} of "
+                         f"{len(days)} trading days ({days[0]}..{days[-1]})")
         return dg.MaterializeResult(
-            metadata={"rows": rows, "stocks": len(stocks), "trading_days": len(days), "first_day": days[0],
-                      "last_day": days[-1], **tushare.metadata_since(mark)},
+            metadata={**landed, "trading_days": len(days), "first_day": days[0], "last_day": days[-1],
+                      **tushare.metadata_since(mark)},
             check_results=_checks(table.asset_name, wh, start, end),
         )
 
     return market_asset
+
+
+def _land_days(context, table: MarketTable, tushare: TushareResource, wh: Warehouse, days: list[str],
+               force_refresh: bool) -> dict:
+    """The whole market, one call per day, each day replaced in one transaction. A day's rows
+    are all of its reply or none, so a day that holds rows has landed whole: unless forced,
+    it is skipped, and a re-run of a range picks up where a failed or killed one stopped."""
+    held = set() if force_refresh else wh.days_with_rows(table.asset_name, _iso_to_date(days[0]),
+                                                         _iso_to_date(days[-1]))
+    rows, stocks, fetched = 0, set(), 0
+    for day in days:
+        if day in held:
+            continue
+        trade_date = day.replace("-", "")
+        with failing_fast_on_permanent_errors():
+            frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
+        _validate_day(table, frame, trade_date)
+        rows += wh.replace_rows(table.asset_name, frame, {"trade_date": [day]})
+        stocks.update(frame.ts_code)
+        fetched += 1
+        context.log.debug(f"{table.asset_name} {day}: {len(frame)} rows")
+    if held & set(days):
+        context.log.info(f"{table.asset_name}: skipped {len(held & set(days))} days already landed "
+                         "(force_refresh: true refetches them)")
+    return {"rows": rows, "stocks": len(stocks), "days_fetched": fetched,
+            "days_already_landed": len(held & set(days))}
+
+
+def _refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: Warehouse, days: list[str],
+                    stocks: list[str]) -> dict:
+    """Some stocks over landed days: one call per stock for the whole range, then each day's
+    rows of those stocks replaced in one transaction; other stocks' rows are not touched.
+    Every reply is fetched and checked before anything is written."""
+    first, last = _iso_to_date(days[0]), _iso_to_date(days[-1])
+    held = wh.days_with_rows(table.asset_name, first, last)
+    missing = [d for d in days if d not in held]
+    if missing:
+        raise dg.Failure(description=(
+            f"stocks: {table.asset_name} has not landed {len(missing)} of the run's days ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}) and a stock subset only repairs landed days; "
+            "materialize those days without `stocks` first"), allow_retries=False)
+    frames = []
+    for code in stocks:
+        params = {"ts_code": code, "start_date": first.strftime("%Y%m%d"), "end_date": last.strftime("%Y%m%d")}
+        with failing_fast_on_permanent_errors():
+            frame = tushare.query(table.api_name, params)
+        _validate_stock(table, frame, code, days)
+        if frame.empty and wh.days_with_rows(table.asset_name, first, last, ts_code=code):
+            # An empty answer would delete the stock's rows: believe it only when the
+            # warehouse agrees there is nothing, or a glitch would lose a history.
+            raise TushareUnavailableError(
+                f"{table.api_name}({code}, {days[0]}..{days[-1]}) returned no rows where the warehouse holds "
+                "some; nothing was written, re-run later")
+        frames.append(frame)
+    fetched = pd.concat(frames, ignore_index=True)
+    day_of_row = fetched.trade_date.astype(str).map(lambda d: f"{d[:4]}-{d[4:6]}-{d[6:]}")
+    rows = 0
+    for day in days:
+        rows += wh.replace_rows(table.asset_name, fetched[day_of_row == day],
+                                {"trade_date": [day], "ts_code": stocks})
+    return {"rows": rows, "stocks": len(stocks), "days_fetched": len(days), "days_already_landed": 0,
+            "refreshed_stocks": ", ".join(stocks[:20]) + (" ..." if len(stocks) > 20 else "")}
+
+
+def _validate_stock(table: MarketTable, frame: pd.DataFrame, code: str, days: list[str]) -> None:
+    """A reply with another stock, a day outside the run, or a day twice is garbage: write nothing."""
+    wanted = {d.replace("-", "") for d in days}
+    other_stock = frame.ts_code != code
+    other_day = ~frame.trade_date.astype(str).isin(wanted)
+    duplicated = frame.trade_date.duplicated()
+    if other_stock.any() or other_day.any() or duplicated.any():
+        raise TushareUnavailableError(
+            f"{table.api_name}(ts_code={code}) returned {int(other_stock.sum())} rows of other stocks, "
+            f"{int(other_day.sum())} of days outside the run and {int(duplicated.sum())} repeated days; "
+            "nothing was written, re-run")
 
 
 def _validate_day(table: MarketTable, frame: pd.DataFrame, trade_date: str) -> None:

@@ -210,6 +210,16 @@ class Warehouse:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
+    def days_with_rows(self, table_name: str, first: date, last: date, ts_code: str | None = None) -> set[str]:
+        """The trade_dates (ISO) in [first, last] that hold at least one row (of ``ts_code``)."""
+        self.ensure_schema()
+        column = TABLES[table_name].c.trade_date
+        query = select(column).distinct().where(column.between(first, last))
+        if ts_code is not None:
+            query = query.where(TABLES[table_name].c.ts_code == ts_code)
+        with self.engine.connect() as conn:
+            return {to_iso_date(d) for d in conn.execute(query).scalars()}
+
     def scalar(self, sql: str, **params):
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).scalar()
