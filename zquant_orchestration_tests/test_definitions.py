@@ -43,3 +43,10 @@ def test_without_a_token_the_resource_uses_the_embedded_server():
     )
     result = run([sys.executable, "-c", probe])
     assert result.returncode == 0, result.stderr
+
+
+def test_the_finance_sensor_is_on_by_default_only_with_a_token():
+    probe = ("from zquant_orchestration.definitions import defs\n"
+             "print(defs.get_sensor_def('finance_disclosure_sensor').default_status.value)\n")
+    assert run([sys.executable, "-c", probe], TUSHARE_TOKEN="t").stdout.split()[-1] == "RUNNING"
+    assert run([sys.executable, "-c", probe]).stdout.split()[-1] == "STOPPED"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import date
 
 import dagster as dg
@@ -38,7 +39,13 @@ FINANCE_KEYS = {a.key for a in FINANCE_ASSETS}
 NAMEABLE = set(StockCode.__members__)
 
 
-@dg.sensor(job=finance_job, minimum_interval_seconds=1800, default_status=dg.DefaultSensorStatus.STOPPED,
+# On by default where a Tushare token is set (production: the warehouse stays complete with
+# nobody watching); off on the embedded server, where a first tick would queue per-stock
+# syncs of every open period for a demo that did not ask for them.
+DEFAULT_STATUS = dg.DefaultSensorStatus.RUNNING if os.environ.get("TUSHARE_TOKEN") else dg.DefaultSensorStatus.STOPPED
+
+
+@dg.sensor(job=finance_job, minimum_interval_seconds=1800, default_status=DEFAULT_STATUS,
            description="Syncs newly disclosed and overdue reports of open periods and retries failed stocks.")
 def finance_disclosure_sensor(context: dg.SensorEvaluationContext, tushare: TushareResource,
                               warehouse: WarehouseResource, finance: FinanceSettings):
