@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from zquant_orchestration.defs.derived.assets import daily_hfq
+
 from .assets import adj_factor, daily_bars, daily_basic, stock_basic, trade_cal
 
 reference_data_job = dg.define_asset_job(
@@ -10,6 +12,6 @@ reference_data_job = dg.define_asset_job(
 )
 
 market_data_job = dg.define_asset_job(
-    "market_data_job", selection=[daily_bars, adj_factor, daily_basic],
-    description="Daily bars, adjustment factors and valuation for a trading day or a range of them.",
+    "market_data_job", selection=[daily_bars, adj_factor, daily_basic, daily_hfq],
+    description="Daily bars, adjustment factors, valuation and adjusted bars for a trading day or a range.",
 )

@@ -14,6 +14,8 @@ import os
 
 import dagster as dg
 
+from zquant_orchestration.defs.derived.assets import daily_hfq
+
 from .assets import adj_factor, adj_factor_covers_daily_bars, daily_bars, daily_basic, stock_basic
 from .jobs import reference_data_job
 from .partitions import SHANGHAI, trading_days
@@ -23,7 +25,7 @@ REFERENCE_CRON = os.environ.get("ZQUANT_REFERENCE_CRON", "0 8 * * *")
 
 daily_market_job = dg.define_asset_job(
     "daily_market_job",
-    selection=dg.AssetSelection.assets(stock_basic, daily_bars, adj_factor, daily_basic)
+    selection=dg.AssetSelection.assets(stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq)
     | dg.AssetSelection.checks(adj_factor_covers_daily_bars),
     description="The stock list, then one trading day of bars, factors and valuation (the evening schedule).",
 )

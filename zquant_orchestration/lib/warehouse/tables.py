@@ -60,6 +60,15 @@ daily_basic = Table(
     Column("limit_status", SmallInteger),
 )
 
+# Backward-adjusted (hfq) bars, derived from daily_bars and adj_factor (lib/adjust.py); the
+# forward-adjusted ones are the view daily_qfq (warehouse.py), never stored.
+daily_hfq = Table(
+    "daily_hfq", metadata,
+    Column("ts_code", String(12), primary_key=True),
+    Column("trade_date", Date, primary_key=True),
+    *_doubles("open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount", "adj_factor"),
+)
+
 # --- financial statements ----------------------------------------------------------------
 # Every version Tushare returns is a row: a restated report adds a row (its own ann_date /
 # f_ann_date / update_flag), it never replaces the original. So there is no primary key

@@ -74,14 +74,21 @@ class Warehouse:
                         ddl = column.type.compile(dialect=self.engine.dialect)
                         conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
             views = set(existing.get_view_names())
-            for name in FINANCE_TABLES:
-                view = f"{name}_pit"
-                wanted = [c.name for c in TABLES[name].columns] + ["known_from", "known_until"]
-                if view in views and [c["name"] for c in existing.get_columns(view)] == wanted:
+            wanted_views = {f"{name}_pit": ([c.name for c in TABLES[name].columns] + ["known_from", "known_until"],
+                                            _pit_view_sql(name)) for name in FINANCE_TABLES}
+            wanted_views["daily_qfq"] = (QFQ_COLUMNS, self._qfq_view_sql())
+            for view, (columns, sql) in wanted_views.items():
+                if view in views and [c["name"] for c in existing.get_columns(view)] == columns:
                     continue
                 conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
-                conn.execute(text(_pit_view_sql(name)))
+                conn.execute(text(sql))
         self._schema_ready = True
+
+    def _qfq_view_sql(self) -> str:
+        # Postgres rounds NUMERIC only; SQLite rounds its REALs directly.
+        if self.dialect == "postgresql":
+            return _qfq_view_sql_for(lambda x: f"CAST(ROUND(CAST({x} AS NUMERIC), 2) AS DOUBLE PRECISION)")
+        return _qfq_view_sql_for(lambda x: f"ROUND({x}, 2)")
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -210,6 +217,15 @@ class Warehouse:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
+    def read_days(self, table_name: str, first: date, last: date) -> pd.DataFrame:
+        """Rows with trade_date in [first, last] (dates as ``datetime.date``)."""
+        self.ensure_schema()
+        table = TABLES[table_name]
+        query = select(table).where(table.c.trade_date.between(first, last))
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
     def days_with_rows(self, table_name: str, first: date, last: date, ts_code: str | None = None) -> set[str]:
         """The trade_dates (ISO) in [first, last] that hold at least one row (of ``ts_code``)."""
         self.ensure_schema()
@@ -239,6 +255,27 @@ def _conform(frame: pd.DataFrame, table) -> pd.DataFrame:
             values = values.map(to_iso_date)
         columns[column.name] = values
     return pd.DataFrame(columns, index=frame.index).reset_index(drop=True)
+
+
+QFQ_COLUMNS = ["ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg",
+               "vol", "amount", "adj_factor", "anchor_factor"]
+
+
+def _qfq_view_sql_for(round2) -> str:
+    """Forward-adjusted bars as ``pro_bar(adj='qfq')`` with the latest landed factor as anchor
+    (lib/adjust.py). Computed when read, so a new factor rewrites nothing stored."""
+    prices = ",\n".join(f"{round2(f'b.{c} * f.adj_factor / l.adj_factor')} AS {c}"
+                        for c in ("open", "high", "low", "close", "pre_close"))
+    return f"""CREATE VIEW daily_qfq AS
+SELECT ts_code, trade_date, open, high, low, close, pre_close, close - pre_close AS change,
+       {round2("(close - pre_close) / pre_close * 100")} AS pct_chg, vol, amount, adj_factor, anchor_factor
+FROM (SELECT b.ts_code, b.trade_date,
+{prices},
+      b.vol, b.amount, f.adj_factor, l.adj_factor AS anchor_factor
+      FROM daily_bars b
+      JOIN adj_factor f ON f.ts_code = b.ts_code AND f.trade_date = b.trade_date
+      JOIN adj_factor l ON l.ts_code = b.ts_code AND l.trade_date = (
+           SELECT MAX(m.trade_date) FROM adj_factor m WHERE m.ts_code = b.ts_code)) q"""
 
 
 def _pit_view_sql(table_name: str) -> str:
