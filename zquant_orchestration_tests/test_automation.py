@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
+from zquant_orchestration.defs.derived.assets import daily_hfq
 from zquant_orchestration.defs.market.assets import (
     adj_factor,
     adj_factor_covers_daily_bars,
@@ -43,7 +44,7 @@ def test_evening_schedule_requests_the_trading_day_and_skips_a_holiday():
 def test_the_scheduled_run_lands_the_stock_list_then_the_day(tmp_path, local_server):
     server = local_server()
     url = sqlite_url(tmp_path)
-    defs = dg.Definitions(assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic],
+    defs = dg.Definitions(assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq],
                           asset_checks=[adj_factor_covers_daily_bars], jobs=[daily_market_job],
                           resources=resources_for(server, url))
     request = evaluate_schedule(datetime(2024, 10, 8, 18, 30, tzinfo=SHANGHAI))
@@ -53,7 +54,9 @@ def test_the_scheduled_run_lands_the_stock_list_then_the_day(tmp_path, local_ser
         assert result.success
         order = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
         assert order.index("stock_basic") < min(order.index(a) for a in ("daily_bars", "adj_factor", "daily_basic"))
-        assert instance.get_materialized_partitions(dg.AssetKey("daily_bars")) == {"2024-10-08"}
+        assert order.index("daily_hfq") > max(order.index(a) for a in ("daily_bars", "adj_factor"))
+        for asset in ("daily_bars", "adj_factor", "daily_basic", "daily_hfq"):
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"2024-10-08"}
 
 
 @pytest.fixture
