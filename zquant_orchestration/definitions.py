@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from zquant_orchestration.defs.derived.assets import daily_hfq
+from zquant_orchestration.defs.derived.assets import daily_factors, daily_hfq
+from zquant_orchestration.defs.derived.sensors import derived_automation_sensor
 from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
 from zquant_orchestration.defs.finance.jobs import finance_job
 from zquant_orchestration.defs.finance.resources import finance_settings_from_env
@@ -27,11 +28,12 @@ from zquant_orchestration.defs.tushare.resources import tushare_resource_from_en
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 
 defs = dg.Definitions(
-    assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq, *FINANCE_ASSETS],
+    assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq, daily_factors,
+            *FINANCE_ASSETS],
     asset_checks=[adj_factor_covers_daily_bars],
     jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
     schedules=[market_after_close_schedule, reference_data_schedule],
-    sensors=[market_gap_sensor, finance_disclosure_sensor, run_notification_sensor],
+    sensors=[market_gap_sensor, finance_disclosure_sensor, run_notification_sensor, derived_automation_sensor],
     resources={
         "tushare": tushare_resource_from_env(),
         "warehouse": WarehouseResource(),

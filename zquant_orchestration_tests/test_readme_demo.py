@@ -144,7 +144,8 @@ def test_dagster_dev_runs_the_schedules_and_sensors_with_the_daemon(demo):
     assert {n: s["status"] for n, s in schedules.items()} == {
         "market_after_close_schedule": "RUNNING", "reference_data_schedule": "RUNNING"}
     assert {n: s["status"] for n, s in sensors.items()} == {
-        "market_gap_sensor": "RUNNING", "run_notification_sensor": "RUNNING", "finance_disclosure_sensor": "STOPPED"}
+        "market_gap_sensor": "RUNNING", "run_notification_sensor": "RUNNING", "finance_disclosure_sensor": "STOPPED",
+        "derived_automation_sensor": "RUNNING"}
     # The daemon evaluated each of them; none raised.
     for state in watched:
         assert {t["status"] for t in _finished_ticks(state)} <= {"SUCCESS", "SKIPPED"}, state

@@ -3,6 +3,11 @@
 ``daily_hfq``: backward-adjusted bars, one trading-day partition per day, each day
 replaced in one transaction. Forward-adjusted bars are the ``daily_qfq`` view (see
 lib/adjust.py for why they are never stored).
+
+``daily_factors``: lib/factors.py's set, per trading day. Partition D depends on the 60
+trading days of ``daily_hfq`` before it (and 19 of ``daily_basic``) through its partition
+mappings, and reads them, so every partition of a backfill is computed from exactly the
+rows it would see on its own day; it refuses to run while any of them is missing.
 """
 
 from datetime import date
@@ -10,9 +15,10 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from zquant_orchestration.defs.market.assets import adj_factor, daily_bars
+from zquant_orchestration.defs.market.assets import adj_factor, daily_bars, daily_basic
 from zquant_orchestration.defs.market.partitions import trading_days
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.lib import factors
 from zquant_orchestration.lib.adjust import backward_adjusted
 from zquant_orchestration.lib.warehouse import Warehouse, to_iso_date
 
@@ -73,4 +79,47 @@ def _adjusted_days(wh: Warehouse, days: list[str]) -> pd.DataFrame:
 def _by_day(frame: pd.DataFrame, days: list[str]):
     groups = dict(tuple(frame.groupby("day")))
     for day in days:
-        yield day, groups[day].drop(columns="day")
+        yield day, groups.get(day, frame.iloc[0:0]).drop(columns="day")
+
+
+@dg.asset(
+    group_name="derived",
+    kinds={"pandas", "sql"},
+    partitions_def=trading_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[dg.AssetDep(daily_hfq, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-factors.LOOKBACK_DAYS)),
+          dg.AssetDep(daily_basic, partition_mapping=dg.TimeWindowPartitionMapping(
+              start_offset=-(factors.TURNOVER_WINDOW - 1)))],
+    pool=warehouse_pool("daily_factors"),
+    # Each new trading day once its 60-day lookback has landed (the automation sensor).
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Momentum (20/60 d), volatility (20 d), average turnover (20 d) and valuation per stock and "
+                "trading day; definitions in lib/factors.py.",
+)
+def daily_factors(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    days = context.partition_keys
+    all_days = trading_days.get_partition_keys()
+    first_index = all_days.index(days[0])
+    window = all_days[max(0, first_index - factors.LOOKBACK_DAYS):all_days.index(days[-1]) + 1]
+    first, last = date.fromisoformat(window[0]), date.fromisoformat(window[-1])
+    for table in ("daily_hfq", "daily_basic"):
+        missing = sorted(set(window) - wh.days_with_rows(table, first, last))
+        if missing:
+            raise dg.Failure(description=(
+                f"daily_factors of {days[0]}..{days[-1]} reads {table} from {window[0]} (60 trading days before); "
+                f"{len(missing)} of those days have not landed ({', '.join(missing[:5])}"
+                f"{', ...' if len(missing) > 5 else ''}): materialize {table} for them first"), allow_retries=False)
+    hfq = wh.read_days("daily_hfq", first, last)[["ts_code", "trade_date", "close"]]
+    basic = wh.read_days("daily_basic", first, last)
+    as_dates = [date.fromisoformat(d) for d in window]
+    computed = factors.compute(hfq, basic, as_dates, as_dates[len(window) - len(days):])
+    computed["day"] = computed.trade_date.map(to_iso_date)
+    rows = 0
+    for day, frame in _by_day(computed, days):
+        rows += wh.replace_rows("daily_factors", frame, {"trade_date": [day]})
+    return dg.MaterializeResult(metadata={
+        "rows": rows, "trading_days": len(days), "first_day": days[0], "last_day": days[-1],
+        "lookback_from": window[0],
+        **{f"{name}_missing_share": float(computed[name].isna().mean()) if len(computed) else 0.0
+           for name in factors.FACTOR_COLUMNS}})

@@ -69,6 +69,14 @@ daily_hfq = Table(
     *_doubles("open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount", "adj_factor"),
 )
 
+# lib/factors.py defines each column.
+daily_factors = Table(
+    "daily_factors", metadata,
+    Column("ts_code", String(12), primary_key=True),
+    Column("trade_date", Date, primary_key=True),
+    *_doubles("mom_20", "mom_60", "vol_20", "turnover_20", "ep_ttm", "bp", "sp_ttm", "dv_ttm", "log_mv"),
+)
+
 # --- financial statements ----------------------------------------------------------------
 # Every version Tushare returns is a row: a restated report adds a row (its own ann_date /
 # f_ann_date / update_flag), it never replaces the original. So there is no primary key
