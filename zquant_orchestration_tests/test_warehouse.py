@@ -64,6 +64,7 @@ def test_types_are_real_dates_and_doubles(warehouse):
 
 def test_schema_upkeep_adds_columns_the_code_gained(warehouse):
     with warehouse.engine.begin() as conn:
+        conn.execute(text("DROP VIEW daily_qfq"))  # a warehouse that old had no view on adj_factor yet
         conn.execute(text("DROP TABLE adj_factor"))
         conn.execute(text("CREATE TABLE adj_factor (ts_code VARCHAR(12), trade_date DATE, "
                           "PRIMARY KEY (ts_code, trade_date))"))
