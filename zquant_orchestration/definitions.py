@@ -24,12 +24,15 @@ from zquant_orchestration.defs.market.schedules import (
 )
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 from zquant_orchestration.defs.notifications.sensors import run_notification_sensor
+from zquant_orchestration.defs.script_tasks.assets import load_script_tasks
 from zquant_orchestration.defs.tushare.resources import tushare_resource_from_env
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 
+CORE_ASSETS = [trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq, daily_factors, *FINANCE_ASSETS]
+
 defs = dg.Definitions(
-    assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq, daily_factors,
-            *FINANCE_ASSETS],
+    # Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml): a bad file stops the load here.
+    assets=[*CORE_ASSETS, *load_script_tasks(CORE_ASSETS)],
     asset_checks=[adj_factor_covers_daily_bars],
     jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
     schedules=[market_after_close_schedule, reference_data_schedule],
@@ -38,5 +41,6 @@ defs = dg.Definitions(
         "tushare": tushare_resource_from_env(),
         "warehouse": WarehouseResource(),
         "finance": finance_settings_from_env(),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
     },
 )

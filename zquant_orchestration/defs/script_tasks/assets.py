@@ -1,0 +1,79 @@
+"""Users' script tasks (spec.py) as assets run through Dagster Pipes.
+
+A task's script runs in a subprocess (``PipesSubprocessClient``); what it logs and the
+metadata it reports through ``dagster_pipes`` land in the run's event log, shown in the UI
+like any asset's. A task is partitioned by trading day when any of its deps is (the
+script reads ``context.partition_key``); it runs again when one of its upstream partitions
+changes, and, with ``cron``, at that time once its deps have updated.
+"""
+
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from zquant_orchestration.defs.market.partitions import trading_days
+from zquant_orchestration.lib.warehouse import default_url
+
+from .spec import TaskSpec, load_task_file
+
+TASKS_FILE_ENV = "ZQUANT_TASKS_FILE"
+
+# The latest day as soon as its deps land (eager), and any older partition whose upstream
+# partition is materialized again, without backfilling all of history on the first tick.
+RERUN_WHEN_UPSTREAM_CHANGES = dg.AutomationCondition.eager() | (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("upstream partition changed")
+
+
+def tasks_file() -> Path | None:
+    """``$ZQUANT_TASKS_FILE``, else ``./tasks.yaml`` when there is one, else no tasks."""
+    if os.environ.get(TASKS_FILE_ENV):
+        return Path(os.environ[TASKS_FILE_ENV])
+    return Path("tasks.yaml") if Path("tasks.yaml").is_file() else None
+
+
+def script_env() -> dict[str, str]:
+    """What a script gets besides the environment: the warehouse; never the Tushare token."""
+    return {"ZQUANT_WAREHOUSE_URL": default_url(), "TUSHARE_TOKEN": ""}
+
+
+def build_task_assets(specs: list[TaskSpec], upstream: dict[str, dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    built: dict[str, dg.AssetsDefinition] = {}
+    for spec in specs:  # dependency order: a task's upstream tasks are built first
+        built[spec.name] = _task_asset(spec, {**upstream, **built})
+    return list(built.values())
+
+
+def _task_asset(spec: TaskSpec, known: dict[str, dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    partitions = {name: known[name].partitions_def for name in spec.deps}
+    by_day = any(p == trading_days for p in partitions.values())
+    deps = [dg.AssetDep(name, partition_mapping=None if p is None or p == trading_days else dg.AllPartitionMapping())
+            for name, p in partitions.items()]
+    retry = (dg.RetryPolicy(max_retries=spec.retries, delay=10, backoff=dg.Backoff.EXPONENTIAL,
+                            jitter=dg.Jitter.PLUS_MINUS) if spec.retries else None)
+    condition = (dg.AutomationCondition.on_cron(spec.cron, "Asia/Shanghai") if spec.cron
+                 else RERUN_WHEN_UPSTREAM_CHANGES)
+
+    @dg.asset(name=spec.name, description=spec.description or f"Script task: {' '.join(spec.command)}",
+              group_name="script_tasks", kinds={"python"}, deps=deps,
+              partitions_def=trading_days if by_day else None, retry_policy=retry, automation_condition=condition,
+              metadata={"command": " ".join(spec.command), "working_directory": str(spec.cwd)})
+    def task(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+        return pipes_subprocess_client.run(command=list(spec.command), context=context, cwd=str(spec.cwd),
+                                           env=script_env()).get_materialize_result()
+
+    return task
+
+
+def load_script_tasks(upstream: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """The task file's assets; a bad file raises TaskFileError and stops the load."""
+    path = tasks_file()
+    if path is None:
+        return []
+    by_name = {key.to_user_string(): a for a in upstream for key in a.keys}
+    return build_task_assets(load_task_file(path, set(by_name)), by_name)

@@ -1,0 +1,133 @@
+"""The task file: users' own scripts as assets, declared in YAML.
+
+```yaml
+tasks:
+  top_movers:                       # the asset's name
+    description: The day's strongest stocks by 20-day momentum.
+    script: scripts/top_movers.py   # a Python file, run with this interpreter (path relative to the YAML)
+    # command: ["Rscript", "x.R"]   # or any command (a list, or one string split like a shell)
+    deps: [daily_factors]           # assets of this code location or other tasks
+    cron: "0 20 * * 1-5"            # optional, Asia/Shanghai: run then (after its deps updated)
+    retries: 1                      # optional step retries
+```
+
+Everything is checked when the code location loads, and a mistake stops the load with
+ONE line naming the file, the task and the field: a loaded location never holds a task
+that cannot run.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+FIELDS = {"description", "script", "command", "deps", "cron", "retries", "on_failure"}
+
+
+class TaskFileError(ValueError):
+    """A task file that cannot be loaded; the message is the whole explanation."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    command: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    description: str = ""
+    cron: str | None = None
+    retries: int = 0
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+def load_task_file(path: Path, known_assets: set[str]) -> list[TaskSpec]:
+    """The tasks of ``path`` in dependency order, or a TaskFileError."""
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskFileError(f"{where}: no such task file; fix ZQUANT_TASKS_FILE or create it") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise TaskFileError(f"{where}: not valid YAML{at} ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("tasks"), dict) or not raw["tasks"]:
+        raise TaskFileError(f"{where}: expected a mapping 'tasks:' of task names to tasks")
+    names = set(raw["tasks"])
+    specs = [_task(where, path.parent, name, body, known_assets, names) for name, body in raw["tasks"].items()]
+    return _in_dependency_order(where, specs)
+
+
+def _task(where: str, folder: Path, name, body, known_assets: set[str], task_names: set[str]) -> TaskSpec:
+    def fail(field_name: str, problem: str) -> TaskFileError:
+        return TaskFileError(f"{where}: task '{name}': {field_name}: {problem}")
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TaskFileError(f"{where}: task '{name}': the name must be a Python identifier (letters, digits, _)")
+    if name in known_assets:
+        raise fail("name", f"'{name}' is already an asset of the code location; rename the task")
+    if not isinstance(body, dict):
+        raise TaskFileError(f"{where}: task '{name}': expected a mapping of fields")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise fail(unknown[0], f"unknown field; the fields are {', '.join(sorted(FIELDS))}")
+    if ("script" in body) == ("command" in body):
+        raise fail("script", "give exactly one of 'script' (a Python file) or 'command'")
+    if "script" in body:
+        script = folder / str(body["script"])
+        if not script.is_file():
+            raise fail("script", f"{script} does not exist; the path is relative to the task file")
+        command = (sys.executable, str(script.resolve()))
+    else:
+        command = body["command"]
+        command = tuple(shlex.split(command) if isinstance(command, str) else map(str, command or ()))
+        if not command:
+            raise fail("command", "empty; give the program and its arguments")
+    deps = body.get("deps") or []
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise fail("deps", "expected a list of asset or task names")
+    for dep in deps:
+        if dep not in known_assets and dep not in task_names:
+            raise fail("deps", f"'{dep}' is neither an asset of the code location nor a task of this file")
+    cron = body.get("cron")
+    if cron is not None:
+        try:
+            dg.ScheduleDefinition(name=f"{name}_cron_check", cron_schedule=str(cron), target=dg.AssetSelection.all())
+        except dg.DagsterInvalidDefinitionError:
+            raise fail("cron", f"'{cron}' is not a cron expression of 5 fields (e.g. '0 20 * * 1-5')") from None
+    retries = body.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+        raise fail("retries", f"{retries!r} is not a whole number from 0 to 10")
+    if body.get("on_failure", "stop") != "stop":
+        raise fail("on_failure", "only 'stop' exists here: Dagster never runs a task whose upstream failed in the "
+                                 "same run (see README, 'Workflows'); tasks that do not depend on it run anyway")
+    return TaskSpec(name=name, command=command, deps=tuple(deps), description=str(body.get("description", "")),
+                    cron=None if cron is None else str(cron), retries=retries, cwd=folder.resolve())
+
+
+def _in_dependency_order(where: str, specs: list[TaskSpec]) -> list[TaskSpec]:
+    by_name = {s.name: s for s in specs}
+    ordered: list[TaskSpec] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = path[path.index(name):] + [name]
+            raise TaskFileError(f"{where}: task '{name}': deps: a cycle {' -> '.join(cycle)}; remove one of its deps")
+        state[name] = "visiting"
+        for dep in by_name[name].deps:
+            if dep in by_name:
+                visit(dep, path + [name])
+        state[name] = "done"
+        ordered.append(by_name[name])
+
+    for spec in specs:
+        visit(spec.name, [])
+    return ordered

@@ -1,0 +1,144 @@
+"""Script tasks from YAML: every kind of mistake stops the load with file, task and field;
+a task runs its script through Dagster Pipes (logs and metadata in the event log); it runs
+again when an upstream partition changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from zquant_orchestration.defs.market.partitions import SHANGHAI, trading_days
+from zquant_orchestration.defs.script_tasks.assets import build_task_assets
+from zquant_orchestration.defs.script_tasks.spec import TaskFileError, load_task_file
+from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.lib.warehouse import Warehouse
+
+from .market_helpers import MARKET_ASSETS, materialize_range, materialize_reference, resources_for
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "workflow" / "tasks.yaml"
+KNOWN = {"daily_bars", "daily_factors", "stock_basic"}
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def task_file(tmp_path, text: str) -> Path:
+    (tmp_path / "ok.py").write_text("print('hi')\n")
+    path = tmp_path / "tasks.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tasks:\n  a:\n    script: ok.py\n    cron: '0 25 * * *'\n",
+     "task 'a': cron: '0 25 * * *' is not a cron expression of 5 fields (e.g. '0 20 * * 1-5')"),
+    ("tasks:\n  a:\n    script: ok.py\n    deps: [daily_barz]\n",
+     "task 'a': deps: 'daily_barz' is neither an asset of the code location nor a task of this file"),
+    ("tasks:\n  a:\n    script: ok.py\n    deps: [b]\n  b:\n    script: ok.py\n    deps: [c]\n"
+     "  c:\n    script: ok.py\n    deps: [a]\n",
+     "task 'a': deps: a cycle a -> b -> c -> a; remove one of its deps"),
+    ("tasks:\n  a:\n    script: missing.py\n",
+     "task 'a': script: {dir}/missing.py does not exist; the path is relative to the task file"),
+    ("tasks:\n  a:\n    script: ok.py\n    command: echo\n",
+     "task 'a': script: give exactly one of 'script' (a Python file) or 'command'"),
+    ("tasks:\n  a:\n    script: ok.py\n    dependencies: [daily_bars]\n",
+     "task 'a': dependencies: unknown field; the fields are"),
+    ("tasks:\n  a:\n    script: ok.py\n    on_failure: continue\n",
+     "task 'a': on_failure: only 'stop' exists here"),
+    ("tasks:\n  daily_bars:\n    script: ok.py\n",
+     "task 'daily_bars': name: 'daily_bars' is already an asset of the code location; rename the task"),
+    ("tasks:\n  a:\n    script: ok.py\n   deps: [x]\n", "not valid YAML at line 4"),
+    ("jobs: []\n", "expected a mapping 'tasks:' of task names to tasks"),
+])
+def test_each_kind_of_mistake_is_one_line_naming_file_task_and_field(tmp_path, text, message):
+    path = task_file(tmp_path, text)
+    with pytest.raises(TaskFileError) as error:
+        load_task_file(path, KNOWN)
+    assert str(error.value).startswith(f"{path}: ")
+    assert message.format(dir=tmp_path) in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_bad_task_file_stops_the_code_location_from_loading(tmp_path):
+    path = task_file(tmp_path, "tasks:\n  a:\n    script: ok.py\n    cron: 'every day'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TUSHARE_", "ZQUANT_"))}
+    done = subprocess.run([DAGSTER, "definitions", "validate", "-m", "zquant_orchestration.definitions"],
+                          env={**env, "ZQUANT_TASKS_FILE": str(path)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"TaskFileError: {path}: task 'a': cron: 'every day' is not a cron expression" in done.stdout + done.stderr
+
+
+def test_the_example_workflow_loads_in_dependency_order():
+    specs = load_task_file(EXAMPLE, KNOWN)
+    assert [s.name for s in specs] == ["market_breadth", "top_momentum", "daily_report"]
+    assert specs[2].deps == ("market_breadth", "top_momentum")
+
+
+@pytest.fixture
+def breadth(tmp_path, local_server, monkeypatch):
+    """The example's market_breadth task over a warehouse holding three trading days."""
+    server = local_server()
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    monkeypatch.setenv("ZQUANT_WAREHOUSE_URL", url)
+    resources = resources_for(server, url)
+    upstream = {"daily_bars": MARKET_ASSETS[0], "daily_factors": dg.AssetSpec("daily_factors",
+                                                                              partitions_def=trading_days)}
+    specs = [s for s in load_task_file(EXAMPLE, set(upstream)) if s.name == "market_breadth"]
+    (task,) = build_task_assets(specs, {"daily_bars": MARKET_ASSETS[0]})
+    with dg.instance_for_test() as instance:
+        materialize_reference(resources, instance)
+        assert materialize_range(MARKET_ASSETS[:1], "2024-03-04", "2024-03-06", resources, instance).success
+        yield task, url, {"pipes_subprocess_client": dg.PipesSubprocessClient(),
+                          "warehouse": WarehouseResource(url=url)}, instance
+
+
+def test_a_task_runs_its_script_through_pipes_with_logs_and_metadata(breadth):
+    task, url, resources, instance = breadth
+    result = dg.materialize([task], resources=resources, instance=instance, partition_key="2024-03-05")
+    assert result.success
+    up, down, total = Warehouse(url).query(
+        "SELECT SUM(CASE WHEN pct_chg > 0 THEN 1 ELSE 0 END) AS up, SUM(CASE WHEN pct_chg < 0 THEN 1 ELSE 0 END) "
+        "AS down, COUNT(*) AS n FROM daily_bars WHERE trade_date = '2024-03-05'").iloc[0]
+    metadata = result.asset_materializations_for_node("market_breadth")[0].metadata
+    assert (metadata["advancing"].value, metadata["declining"].value, metadata["stocks"].value) == (up, down, total)
+    messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert f"2024-03-05: {up} up, {down} down of {total} stocks" in messages
+
+
+def test_a_failing_script_fails_its_partition_with_the_scripts_error(breadth):
+    task, _, resources, instance = breadth
+    result = dg.materialize([task], resources=resources, instance=instance, partition_key="2024-03-07",
+                            raise_on_error=False)
+    assert not result.success
+    assert instance.get_materialized_partitions(task.key) == set()
+    # The script's own exception is in the run's event log (Pipes reports it), after one retry.
+    errors = [str(e.dagster_event.event_specific_data) for e in instance.all_logs(result.run_id)
+              if e.user_message == "[pipes] external process pipes closed with exception"]
+    assert len(errors) == 2 and all("RuntimeError" in e and "no daily_bars rows for 2024-03-07: materialize "
+                                    "daily_bars for it first" in e for e in errors), errors
+
+
+def test_a_task_runs_again_when_its_upstream_partition_changes(breadth):
+    task, _, resources, instance = breadth
+    defs = dg.Definitions(assets=[task, dg.AssetSpec("daily_bars", partitions_def=trading_days)], resources=resources)
+    evening = datetime(2024, 3, 8, 20, 0, tzinfo=SHANGHAI)
+    cursor = None
+
+    def requested():
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=evening,
+                                                   asset_selection=dg.AssetSelection.assets(task), cursor=cursor)
+        cursor = result.cursor
+        return set(result.get_requested_partitions(task.key))
+
+    requested()  # the first evaluation learns the state
+    assert dg.materialize([task], resources=resources, instance=instance, partition_key="2024-03-05").success
+    assert requested() == set()
+    instance.report_runless_asset_event(dg.AssetMaterialization("daily_bars", partition="2024-03-05"))
+    assert requested() == {"2024-03-05"}, "daily_bars of 2024-03-05 changed: that partition of the task re-runs"
+    assert requested() == set(), "once"
