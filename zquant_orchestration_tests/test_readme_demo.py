@@ -50,13 +50,17 @@ def demo(tmp_path_factory):
     """`zquant-demo --month 2024-01` in a fresh folder, until its `dagster dev` answers.
 
     The market schedule's cron is set to every minute so that the test sees the daemon tick
-    it (README: ZQUANT_MARKET_CRON); on a day that is not a trading day the tick skips."""
+    it (README: ZQUANT_MARKET_CRON); on a day that is not a trading day the tick skips. The
+    example workflow is loaded (ZQUANT_TASKS_FILE), and the gap sensor looks back one day
+    only, so its runs do not crowd the queue the tests use."""
     folder = tmp_path_factory.mktemp("demo")
     for name in ("dagster.yaml", "workspace.yaml"):
         shutil.copy(REPO / name, folder / name)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TUSHARE_", "ZQUANT_", "DAGSTER_HOME"))}
     env["ZQUANT_MARKET_CRON"] = "* * * * *"
+    env["ZQUANT_TASKS_FILE"] = str(REPO / "examples" / "workflow" / "tasks.yaml")
+    env["ZQUANT_GAP_LOOKBACK_DAYS"] = "1"
     port = free_port()
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would
     # block `dagster dev` (and its daemon) on its next log line.
@@ -103,7 +107,7 @@ def test_the_demo_lands_a_month_and_the_ui_shows_trading_days_only(demo):
     assert all(time.strptime(k, "%Y-%m-%d").tm_wday < 5 for k in keys)
     ranges = node["assetPartitionStatuses"]["ranges"]
     assert ranges[0] == {"startKey": "2024-01-02", "endKey": "2024-01-31", "status": "MATERIALIZED"}
-    # Anything else is the daemon's gap sensor filling the last 30 trading days (it is on by default).
+    # Anything else is the daemon's gap sensor filling the last trading days (it is on by default).
     recent = keys[keys.index(ranges[0]["endKey"]) + 1:][-31:]
     assert all(r["startKey"] in recent and r["endKey"] in recent for r in ranges[1:]), ranges
 
@@ -201,3 +205,83 @@ def test_graphql_launches_a_manual_run_for_two_stocks_over_a_range(demo):
     engine.dispose()
     assert spoiled == ["000002.SZ"], "the named stock was refetched, the other left alone"
     assert per_day == 4
+
+
+LAUNCH_ASSETS = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUN_LOG = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+  ... on MessageEvent { message } } } } }"""
+BREADTH = """{ assetNodes(assetKeys: [{path: ["market_breadth"]}]) {
+  assetMaterializations(partitions: ["2024-01-05"]) { runId metadataEntries { label
+    ... on IntMetadataEntry { intValue } } } } }"""
+AUTOMATION_TICKS = """{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors {
+  name sensorState { status ticks(limit: 4) { status timestamp error { message } requestedAssetMaterializationCount
+  skipReason } } } } } } }"""
+RUNS_OF_DAY = """{ runsOrError(filter: {tags: [{key: "dagster/partition", value: "2024-01-05"}]}) {
+  ... on Runs { results { runId status assetSelection { path } } } } }"""
+
+
+def _launch(demo, assets: list[str], tags: dict, config: dict | None = None) -> str:
+    params = {"selector": {"repositoryLocationName": "zquant_orchestration.definitions",
+                           "repositoryName": "__repository__", "jobName": "__ASSET_JOB",
+                           "assetSelection": [{"path": [a]} for a in assets]},
+              "runConfigData": config or {},
+              "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}}
+    answer = graphql(demo.port, LAUNCH_ASSETS, {"params": params})["data"]["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    return answer["run"]["runId"]
+
+
+def _wait(demo, run_id: str, seconds: float = 300) -> DagsterRunStatus:
+    deadline = time.monotonic() + seconds
+    while (status := _client(demo).get_run_status(run_id)) not in (
+            DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        assert time.monotonic() < deadline, f"run {run_id} still {status}"
+        time.sleep(2)
+    return status
+
+
+def _wait_for_automation_tick_after(demo, moment: float) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        sensors = graphql(demo.port, AUTOMATION_TICKS)["data"]["repositoriesOrError"]["nodes"][0]["sensors"]
+        ticks = next(s for s in sensors if s["name"] == "derived_automation_sensor")["sensorState"]["ticks"]
+        if any(t["timestamp"] > moment and t["status"] != "STARTED" for t in ticks):
+            return
+        assert time.monotonic() < deadline, ticks
+        time.sleep(2)
+
+
+def test_a_script_task_runs_in_dagster_dev_with_logs_and_metadata_and_reruns_when_upstream_changes(demo):
+    run_id = _launch(demo, ["market_breadth"], {"dagster/partition": "2024-01-05"})
+    assert _wait(demo, run_id) == DagsterRunStatus.SUCCESS
+    engine = create_engine(demo.warehouse_url)
+    with engine.connect() as conn:
+        up, down, total = conn.execute(text(
+            "SELECT SUM(CASE WHEN pct_chg > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN pct_chg < 0 THEN 1 ELSE 0 END), "
+            "COUNT(*) FROM daily_bars WHERE trade_date = '2024-01-05'")).one()
+    engine.dispose()
+    # The script's log line and its metadata, as the UI shows them (run page, asset page).
+    messages = [e.get("message") for e in graphql(demo.port, RUN_LOG, {"id": run_id})["data"]["logsForRun"]["events"]]
+    assert f"2024-01-05: {up} up, {down} down of {total} stocks" in messages
+    (materialization,) = graphql(demo.port, BREADTH)["data"]["assetNodes"][0]["assetMaterializations"]
+    values = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
+    assert (values["advancing"], values["declining"], values["stocks"]) == (up, down, total)
+
+    # The upstream partition lands again: the automation sensor runs that day's task again.
+    # First let the sensor see the task's own run in a tick of its own (it ticks every 30 s):
+    # a change of the task and of its upstream inside one tick counts as handled.
+    _wait_for_automation_tick_after(demo, time.time())
+    config = {"ops": {"daily_bars": {"config": {"force_refresh": True}}}}
+    assert _wait(demo, _launch(demo, ["daily_bars"], {"dagster/partition": "2024-01-05"}, config)) == \
+        DagsterRunStatus.SUCCESS
+    deadline = time.monotonic() + 240
+    while True:
+        runs = graphql(demo.port, RUNS_OF_DAY)["data"]["runsOrError"]["results"]
+        reruns = [r for r in runs if {"path": ["market_breadth"]} in (r["assetSelection"] or [])
+                  and r["runId"] != run_id]
+        if reruns and reruns[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        assert time.monotonic() < deadline, json.dumps(graphql(demo.port, AUTOMATION_TICKS))
+        time.sleep(3)
+    assert reruns[0]["status"] == "SUCCESS"
