@@ -9,14 +9,16 @@ readers and a crash see the old rows or the new ones, never a mix or a duplicate
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import os
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Date, Engine, bindparam, create_engine, event, exists, inspect, select, text
+from sqlalchemy import Date, Engine, bindparam, create_engine, event, exists, func, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from .tables import FINANCE_TABLES, TABLES, metadata, version_keys
@@ -61,9 +63,11 @@ class Warehouse:
         """Create missing tables and views, add columns the code has gained since (additive changes)."""
         if self._schema_ready:
             return
-        with self.engine.begin() as conn:
+        # Step processes start together: one at a time, or CREATE races CREATE ("table
+        # already exists"). Postgres: an advisory lock in the transaction; SQLite: a lock
+        # file beside the database (its DDL takes no lock until the first write).
+        with self._sqlite_schema_lock(), self.engine.begin() as conn:
             if self.dialect == "postgresql":
-                # Run processes start together: one at a time, or CREATE races CREATE.
                 conn.execute(text("SELECT pg_advisory_xact_lock(720129)"))
             metadata.create_all(conn)
             existing = inspect(conn)
@@ -83,6 +87,19 @@ class Warehouse:
                 conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
                 conn.execute(text(sql))
         self._schema_ready = True
+
+    @contextmanager
+    def _sqlite_schema_lock(self):
+        database = self.engine.url.database if self.dialect == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.schema-lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _qfq_view_sql(self) -> str:
         # Postgres rounds NUMERIC only; SQLite rounds its REALs directly.
@@ -235,6 +252,18 @@ class Warehouse:
             query = query.where(TABLES[table_name].c.ts_code == ts_code)
         with self.engine.connect() as conn:
             return {to_iso_date(d) for d in conn.execute(query).scalars()}
+
+    def ping(self) -> dict[str, str | None]:
+        """Connect and read without writing (health checks): the latest landed trading day per
+        market table, None for a table that is empty or not created yet."""
+        with self.engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            latest = {}
+            for name in ("daily_bars", "adj_factor", "daily_basic"):
+                column = TABLES[name].c.trade_date
+                latest[name] = (to_iso_date(conn.execute(select(func.max(column))).scalar())
+                                if name in present else None)
+        return latest
 
     def scalar(self, sql: str, **params):
         with self.engine.connect() as conn:
