@@ -133,6 +133,10 @@ class TushareResource(dg.ConfigurableResource):
         """Every row of one call (all pages), or a ``TushareError``; see ``TushareClient.query``."""
         return self._ensure_client().query(api_name, params, fields, require_rows)
 
+    def quota_usage(self, api_name: str) -> tuple[int, int]:
+        """(calls of ``api_name`` in the quota's window on this host, the limit in force)."""
+        return self._ensure_client().quota_usage(api_name)
+
     def stats_mark(self) -> int:
         return self._ensure_client().stats_mark()
 

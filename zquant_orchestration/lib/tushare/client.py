@@ -172,13 +172,20 @@ class TushareClient:
 
     # --- one page, retried -------------------------------------------------------------
 
-    def _call_with_retries(self, api_name, params, wanted, stats) -> protocol.Reply:
-        limiter = limiter_for(
+    def quota_usage(self, api_name: str) -> tuple[int, int]:
+        """(calls of ``api_name`` counting against the account's quota on this host now, its limit)."""
+        return self._limiter(api_name).usage()
+
+    def _limiter(self, api_name: str):
+        return limiter_for(
             f"{self.http_url}\0{self.__token}",  # the quota is the account's at that endpoint
             api_name,
             self.api_calls_per_minute.get(api_name, self.calls_per_minute),
             self.window_seconds,
         )
+
+    def _call_with_retries(self, api_name, params, wanted, stats) -> protocol.Reply:
+        limiter = self._limiter(api_name)
         attempt = 0
         rate_limit_waits = 0
         last_error = ""

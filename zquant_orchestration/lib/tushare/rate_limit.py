@@ -105,6 +105,12 @@ class SharedCallLog:
             now = time.time()
             state["learned_limit"] = [min(self._learned_limit(state, now) or limit, limit), now]
 
+    def usage(self) -> tuple[int, int]:
+        """(calls counting against the quota now, the limit in force), for health checks."""
+        with self._state() as state:
+            now = time.time()
+            return len(state["calls"]), min(self.limit, self._learned_limit(state, now) or self.limit)
+
     @staticmethod
     def _learned_limit(state: dict, now: float) -> int | None:
         learned = state.get("learned_limit")

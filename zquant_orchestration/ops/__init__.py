@@ -1,0 +1,1 @@
+"""Operating a deployment: run statistics, health checks, GraphQL helpers (``zquant-ops``)."""
