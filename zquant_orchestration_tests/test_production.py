@@ -1,0 +1,333 @@
+"""README "Production", end to end through the interfaces a team uses.
+
+One deployment for the module (deployment.py): the Dagster instance on Postgres
+(deploy/postgres/dagster.yaml), the warehouse on Postgres, `dagster-webserver` and
+`dagster-daemon` with the systemd units' command lines, and nginx with the shipped site in
+front. Through `DagsterGraphQLClient`: parallel partitioned runs, a partition-range
+backfill, run history page by page, then `zquant-ops run-stats` and `health` against the
+same instance, the proxy's 401s, and the UI in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+import pytest
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+from requests.auth import HTTPBasicAuth
+from sqlalchemy import create_engine, text
+
+from zquant_orchestration.lib.tushare_server import LocalTushareServer
+from zquant_orchestration.ops.graphql_api import launch_partition_backfill, run_history, wait_for_backfill
+
+from .deployment import REPO, postgres_scalar, require_program, start_daemon, start_deployment, start_proxy
+
+USER, PASSWORD = "alice", "correct-horse-battery"
+PARALLEL_DAYS = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+BACKFILL_DAYS = ("2024-01-08", "2024-01-10")
+MARKET_TABLES = {"daily_bars": "daily", "adj_factor": "adj_factor", "daily_basic": "daily_basic"}
+LOCK_ERRORS = ("deadlock", "could not serialize", "lock timeout", "database is locked", "could not obtain lock")
+SCREENSHOTS = Path(os.environ.get("ZQUANT_SCREENSHOT_DIR", REPO / "test-artifacts" / "screenshots"))
+FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+
+
+@pytest.fixture(scope="module")
+def tushare(dataset, tmp_path_factory):
+    server = LocalTushareServer(dataset=dataset, log_path=tmp_path_factory.mktemp("tushare") / "requests.jsonl")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, tushare):
+    deployment = start_deployment(tmp_path_factory.mktemp("production"), tushare.url)
+    try:
+        _hold_clock_driven_automation(deployment)
+        start_daemon(deployment)
+        start_proxy(deployment, {USER: PASSWORD, "bob": "another-password"})
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def _hold_clock_driven_automation(deployment) -> None:
+    """Stop the schedules and the gap sensor before the daemon starts (an operator's switch in
+    the UI), so the only runs are the tests' own and their counts are exact."""
+    data = deployment.graphql("""{ repositoriesOrError { ... on RepositoryConnection { nodes {
+        schedules { name scheduleState { id } } sensors { name sensorState { id } } } } } }""")
+    repo = data["repositoriesOrError"]["nodes"][0]
+    for schedule in repo["schedules"]:
+        deployment.graphql("mutation($id: String!) { stopRunningSchedule(id: $id) { __typename } }",
+                           {"id": schedule["scheduleState"]["id"]})
+    gap = next(s for s in repo["sensors"] if s["name"] == "market_gap_sensor")
+    deployment.graphql("mutation($id: String!) { stopSensor(id: $id) { __typename } }",
+                       {"id": gap["sensorState"]["id"]})
+
+
+def _client(deployment) -> DagsterGraphQLClient:
+    return DagsterGraphQLClient("127.0.0.1", port_number=deployment.web_port)
+
+
+def _wait(client: DagsterGraphQLClient, run_ids: list[str], timeout: float = 300) -> dict[str, DagsterRunStatus]:
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, DagsterRunStatus] = {}
+    while True:
+        statuses = {run_id: client.get_run_status(run_id) for run_id in run_ids}
+        if all(s in FINISHED for s in statuses.values()):
+            return statuses
+        assert time.monotonic() < deadline, statuses
+        time.sleep(1.5)
+
+
+def _days_in_warehouse(deployment, table: str) -> dict[str, int]:
+    engine = create_engine(deployment.warehouse_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text(f"SELECT CAST(trade_date AS TEXT), COUNT(*) FROM {table} GROUP BY trade_date"))
+        counts = {day: n for day, n in rows}
+    engine.dispose()
+    return counts
+
+
+def _truth_counts(dataset, api: str, first: str, last: str) -> dict[str, int]:
+    frame = dataset.truth(api, first.replace("-", ""), last.replace("-", ""))
+    dates = frame["trade_date"].astype(str)
+    return {f"{d[:4]}-{d[4:6]}-{d[6:]}": n for d, n in dates.value_counts().items()}
+
+
+def test_parallel_partitioned_runs_on_postgres_succeed_without_locking_errors(deployment, dataset):
+    client = _client(deployment)
+    run_ids = [client.submit_job_execution("market_data_job",
+                                           tags={"dagster/partition": day, "zquant/test": "parallel"})
+               for day in PARALLEL_DAYS]
+    statuses = _wait(client, run_ids)
+    assert set(statuses.values()) == {DagsterRunStatus.SUCCESS}, deployment.log_text()
+
+    # They ran side by side, not one after another: the run queue allows 4 at once.
+    runs = [r for page in run_history(client, tags={"zquant/test": "parallel"}) for r in page]
+    spans = sorted((r["startTime"], r["endTime"]) for r in runs)
+    assert any(later_start < earlier_end
+               for (_, earlier_end), (later_start, _) in zip(spans, spans[1:], strict=False)), spans
+
+    for table, api in MARKET_TABLES.items():
+        assert _days_in_warehouse(deployment, table) == _truth_counts(dataset, api, PARALLEL_DAYS[0],
+                                                                      PARALLEL_DAYS[-1]), table
+    assert _days_in_warehouse(deployment, "daily_hfq") == _days_in_warehouse(deployment, "daily_bars")
+    logs = deployment.log_text().lower()
+    assert not [e for e in LOCK_ERRORS if e in logs], deployment.log_text()
+
+
+def test_a_partition_range_backfill_through_graphql(deployment, dataset):
+    client = _client(deployment)
+    assets = ["daily_bars", "adj_factor", "daily_basic", "daily_hfq"]
+    backfill_id = launch_partition_backfill(client, assets, *BACKFILL_DAYS, tags={"zquant/test": "backfill"})
+    status = wait_for_backfill(client, backfill_id, timeout=300)
+    assert status["status"] == "COMPLETED_SUCCESS", (status, deployment.log_text())
+    assert status["numPartitions"] == 3
+    # Single-run backfill policy: the range is one run, not one per day.
+    assert [r["status"] for r in status["runs"]] == ["SUCCESS"]
+
+    for table, api in MARKET_TABLES.items():
+        landed = _days_in_warehouse(deployment, table)
+        assert {d: n for d, n in landed.items() if d >= BACKFILL_DAYS[0]} == _truth_counts(dataset, api,
+                                                                                           *BACKFILL_DAYS)
+    node = deployment.graphql("""{ assetNodes(assetKeys: [{path: ["daily_bars"]}]) { assetPartitionStatuses {
+        ... on TimePartitionStatuses { ranges { startKey endKey status } } } } }""")["assetNodes"][0]
+    assert node["assetPartitionStatuses"]["ranges"] == [
+        {"startKey": "2024-01-02", "endKey": "2024-01-10", "status": "MATERIALIZED"}]
+
+
+def test_the_proxy_answers_401_without_credentials(deployment):
+    base = f"http://127.0.0.1:{deployment.proxy_port}"
+    query = json.dumps({"query": "{ version }"}).encode()
+    for path, data in (("/", None), ("/graphql", query), ("/server_info", None), ("/assets", None)):
+        for header in (None, _basic(USER, "wrong-password"), _basic("mallory", PASSWORD)):
+            request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json",
+                                                                              **({"Authorization": header}
+                                                                                 if header else {})})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401, (path, header)
+            assert refused.value.headers["WWW-Authenticate"] == 'Basic realm="zquant-orchestration"'
+    with pytest.raises(DagsterGraphQLClientError, match="401"):
+        DagsterGraphQLClient("127.0.0.1", port_number=deployment.proxy_port).get_run_status("anything")
+
+    # The webserver itself listens on loopback only, as the systemd unit binds it.
+    assert _listening_addresses(deployment.web_port) == {"127.0.0.1"}
+
+
+def test_the_graphql_client_works_through_the_proxy_with_credentials(deployment):
+    client = DagsterGraphQLClient("127.0.0.1", port_number=deployment.proxy_port, auth=HTTPBasicAuth(USER, PASSWORD))
+    run_id = client.submit_job_execution("market_data_job", tags={"dagster/partition": "2024-01-11",
+                                                                  "zquant/test": "proxy"})
+    assert _wait(client, [run_id]) == {run_id: DagsterRunStatus.SUCCESS}
+    assert [r["runId"] for page in run_history(client, tags={"zquant/test": "proxy"}) for r in page] == [run_id]
+    # Another user's line in the password file works too.
+    other = DagsterGraphQLClient("127.0.0.1", port_number=deployment.proxy_port,
+                                 auth=HTTPBasicAuth("bob", "another-password"))
+    assert other.get_run_status(run_id) == DagsterRunStatus.SUCCESS
+
+
+def test_run_history_pages_through_every_run_in_postgres(deployment):
+    client = _client(deployment)
+    pages = list(run_history(client, page_size=2))
+    runs = [r for page in pages for r in page]
+    assert all(len(page) == 2 for page in pages[:-1]) and 1 <= len(pages[-1]) <= 2
+    assert len({r["runId"] for r in runs}) == len(runs) >= 6
+    assert [r["creationTime"] for r in runs] == sorted((r["creationTime"] for r in runs), reverse=True)
+    # Dagster's run storage is the Postgres database of deploy/postgres/dagster.yaml.
+    assert postgres_scalar(deployment.instance_url, "SELECT COUNT(*) FROM runs") == len(runs)
+    market = [r for page in run_history(client, page_size=3, job_name="market_data_job") for r in page]
+    assert {r["runId"] for r in market} == {r["runId"] for r in runs if r["jobName"] == "market_data_job"}
+
+
+def test_run_stats_of_the_postgres_instance_match_its_run_history(deployment):
+    client = _client(deployment)
+    # One failing run: a one-stock refetch of a day that never landed is refused (README
+    # "Manual runs"); run_retries in dagster.yaml re-runs it once, and it fails again.
+    config = {"ops": {"daily_bars": {"config": {"stocks": ["600519.SH"]}}}}
+    failed = client.submit_job_execution("market_data_job", run_config=config, tags={
+        "dagster/partition": "2024-01-16", "zquant/test": "failing"})
+    assert _wait(client, [failed]) == {failed: DagsterRunStatus.FAILURE}
+    deadline = time.monotonic() + 120
+    while not (retries := [r for page in run_history(client, tags={"dagster/root_run_id": failed}) for r in page
+                           if r["runId"] != failed and r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]):
+        assert time.monotonic() < deadline, "the run was never retried"
+        time.sleep(2)
+    assert [r["status"] for r in retries] == ["FAILURE"]
+
+    result = subprocess.run([str(Path(sys.executable).with_name("zquant-ops")), "run-stats", "--json"],
+                            env=deployment.env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    history = [r for page in run_history(client) for r in page]
+    jobs = {s["name"]: s for s in stats["jobs"]}
+    assert set(jobs) == {r["jobName"] for r in history}
+    for name, s in jobs.items():
+        mine = [r for r in history if r["jobName"] == name]
+        ok = [r for r in mine if r["status"] == "SUCCESS"]
+        bad = [r for r in mine if r["status"] == "FAILURE"]
+        assert (s["runs"], s["success"], s["failure"], s["running"]) == (len(mine), len(ok), len(bad), 0), name
+        assert s["success_rate"] == round(len(ok) / len(mine), 4)
+        durations = sorted(r["endTime"] - r["startTime"] for r in ok)
+        assert s["avg_seconds"] == pytest.approx(sum(durations) / len(durations), abs=0.01)
+        assert s["p95_seconds"] == pytest.approx(durations[math.ceil(0.95 * len(durations)) - 1], abs=0.01)
+        newest = max(mine, key=lambda r: r["startTime"])
+        assert s["last_status"] == newest["status"].lower()
+    market = jobs["market_data_job"]
+    assert (market["runs"], market["success"], market["failure"]) == (7, 5, 2)
+    daily_bars = next(s for s in stats["assets"] if s["name"] == "daily_bars")
+    # 5 job runs and the backfill run landed it; the failing run and its retry did not.
+    assert (daily_bars["runs"], daily_bars["success"], daily_bars["failure"]) == (8, 6, 2)
+
+
+def test_health_of_the_running_deployment(deployment, tushare):
+    ops = str(Path(sys.executable).with_name("zquant-ops"))
+    result = subprocess.run([ops, "health"], env=deployment.env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["ok", "instance"], ["ok", "warehouse"], ["ok", "tushare"]]
+    assert "postgres storage" in lines[0] and "daemon alive" in lines[0]
+    assert "daily_bars 2024-01-11" in lines[1]
+    assert tushare.url in lines[2]
+
+    stopped = dict(deployment.env, TUSHARE_TOKEN="expired-token")
+    result = subprocess.run([ops, "health", "--only", "tushare"], env=stopped, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert "TUSHARE_TOKEN" in result.stderr and "expired-token" not in result.stdout + result.stderr
+
+
+def test_the_ui_in_headless_chromium(deployment):
+    chromium = require_program("chromium")
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import expect, sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = f"http://127.0.0.1:{deployment.proxy_port}"
+    (run,) = next(run_history(_client(deployment), tags={"zquant/test": "parallel",
+                                                         "dagster/partition": PARALLEL_DAYS[-1]}))
+    run_id = run["runId"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            # Without credentials the proxy lets nothing of the UI through: the page is a 401,
+            # which headless Chromium (no login dialog) reports as a failed navigation.
+            anonymous = browser.new_page()
+            statuses: list[int] = []
+            anonymous.on("response", lambda response: statuses.append(response.status))
+            with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+                anonymous.goto(base + "/")
+            assert statuses == [401]
+            anonymous.close()
+
+            context = browser.new_context(http_credentials={"username": USER, "password": PASSWORD},
+                                          viewport={"width": 1600, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+
+            # The asset graph of the market group: every node and its neighbours, loaded.
+            page.goto(base + "/locations/zquant_orchestration.definitions/asset-groups/market/lineage")
+            _dismiss_welcome(page)
+            for name in ("daily_bars", "adj_factor", "daily_basic", "daily_hfq", "daily_factors", "stock_basic",
+                         "trade_cal"):
+                expect(page.get_by_text(name, exact=True).first).to_be_visible()
+            expect(page.get_by_text("Loading...")).to_have_count(0)
+            page.screenshot(path=str(SCREENSHOTS / "asset-graph.png"))
+
+            # daily_bars' partitions: the 8 trading days the tests landed, none failed.
+            page.goto(base + "/assets/daily_bars?view=partitions")
+            _dismiss_welcome(page)
+            expect(page.get_by_text("Materialized (8)", exact=True)).to_be_visible()
+            expect(page.get_by_text("Failed (0)", exact=True)).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "daily-bars-partitions.png"))
+
+            # A run: its status, partition and steps.
+            page.goto(base + f"/runs/{run_id}")
+            _dismiss_welcome(page)
+            expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+            expect(page.get_by_text(f"partition: {PARALLEL_DAYS[-1]}", exact=True)).to_be_visible()
+            expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "run.png"))
+        finally:
+            browser.close()
+
+
+def _dismiss_welcome(page) -> None:
+    """Dagster's first-visit "Join the community" dialog covers the page until skipped."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(timeout=5_000)
+    except Exception:  # noqa: BLE001 - it only shows once per browser profile
+        return
+    skip.click()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The addresses a TCP port is listening on, from /proc/net/tcp{,6}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.rsplit(":", 1)
+            if state == "0A" and int(port_hex, 16) == port:
+                if len(address) == 8:
+                    found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+                else:
+                    found.add("ipv6:" + address)
+    return found
