@@ -61,8 +61,6 @@ def demo(tmp_path_factory):
     env["ZQUANT_MARKET_CRON"] = "* * * * *"
     env["ZQUANT_TASKS_FILE"] = str(REPO / "examples" / "workflow" / "tasks.yaml")
     env["ZQUANT_GAP_LOOKBACK_DAYS"] = "1"
-    # The script-task test waits for automation ticks: every 5 s instead of 30.
-    env["ZQUANT_AUTOMATION_INTERVAL_SECONDS"] = "5"
     port = free_port()
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would
     # block `dagster dev` (and its daemon) on its next log line.
@@ -271,7 +269,7 @@ def test_a_script_task_runs_in_dagster_dev_with_logs_and_metadata_and_reruns_whe
     assert (values["advancing"], values["declining"], values["stocks"]) == (up, down, total)
 
     # The upstream partition lands again: the automation sensor runs that day's task again.
-    # First let the sensor see the task's own run in a tick of its own (here every 5 s):
+    # First let the sensor see the task's own run in a tick of its own (it ticks every 30 s):
     # a change of the task and of its upstream inside one tick counts as handled.
     _wait_for_automation_tick_after(demo, time.time())
     config = {"ops": {"daily_bars": {"config": {"force_refresh": True}}}}
