@@ -74,3 +74,32 @@ def test_schema_upkeep_adds_columns_the_code_gained(warehouse):
                                                    "adj_factor": [109.169]}), {"trade_date": ["20240102"]})
     assert fresh.read("adj_factor").adj_factor.tolist() == [109.169]
     fresh.engine.dispose()
+
+
+def test_missing_values_empty_strings_and_exact_doubles_land_as_given(warehouse):
+    basic = pd.DataFrame({"ts_code": ["000001.SZ", "600000.SH"], "trade_date": ["20240102", "20240102"],
+                          "close": [0.1 + 0.2, 1e-300], "pe": [float("nan"), 123456789.12345679],
+                          "limit_status": [None, None]})
+    warehouse.replace_rows("daily_basic", basic, {"trade_date": ["20240102"]})
+    landed = warehouse.read("daily_basic").sort_values("ts_code")
+    assert landed.close.tolist() == [0.30000000000000004, 1e-300]
+    assert pd.isna(landed.pe.iloc[0]) and landed.pe.iloc[1] == 123456789.12345679
+    stocks = pd.DataFrame({"ts_code": ["000001.SZ"], "name": [""], "area": [None], "list_date": ["19910403"],
+                           "delist_date": [None]})
+    warehouse.replace_rows("stock_basic", stocks)
+    nulls = warehouse.query("SELECT name = '' AS empty_name, area IS NULL AS no_area, delist_date IS NULL AS listed "
+                            "FROM stock_basic").iloc[0]
+    assert bool(nulls.empty_name) and bool(nulls.no_area) and bool(nulls.listed)
+
+
+def test_a_warehouse_made_before_the_trading_day_index_gains_it(warehouse):
+    with warehouse.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_daily_bars_trade_date"))
+    fresh = Warehouse(warehouse.url)
+    fresh.ensure_schema()
+    with fresh.engine.connect() as conn:
+        from sqlalchemy import inspect
+
+        names = {i["name"] for i in inspect(conn).get_indexes("daily_bars")}
+    fresh.engine.dispose()
+    assert "ix_daily_bars_trade_date" in names

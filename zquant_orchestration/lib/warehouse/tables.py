@@ -107,4 +107,11 @@ for _api in FINANCE_TABLES:
     Table(f"stage_{_api}", metadata, Column("run_id", String(64), nullable=False), *_finance_columns(_api),
           Index(f"ix_stage_{_api}_run_period", "run_id", "end_date"))
 
+# Every trading-day table is written and read a day at a time (DELETE + INSERT of one
+# trade_date, range checks): without this index each day's DELETE scans the whole table,
+# so a year's sync slowed from 40 ms to 350 ms a day by December (docs/benchmarks.md).
+TRADING_DAY_TABLES = ("daily_bars", "adj_factor", "daily_basic", "daily_hfq", "daily_factors")
+for _name in TRADING_DAY_TABLES:
+    Index(f"ix_{_name}_trade_date", metadata.tables[_name].c.trade_date)
+
 TABLES: dict[str, Table] = {t.name: t for t in metadata.sorted_tables}
