@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 SERVER = str(Path(sys.executable).with_name("zquant-tushare-server"))
 
@@ -43,3 +44,25 @@ def test_truth_prints_every_row_of_the_range(dataset):
     expected = dataset.truth("adj_factor", "20240102", "20240103")
     assert len(printed) == len(expected) > 10000
     pd.testing.assert_frame_equal(printed, expected.reset_index(drop=True), check_dtype=False)
+
+
+def test_a_warmed_reply_cache_answers_exactly_what_the_server_renders_and_keeps_the_quota(local_server):
+    from zquant_orchestration.lib.tushare import TushareClient
+
+    cold = local_server()
+    warm = local_server(reply_cache_mb=64, calls_per_minute=3)
+    with pytest.raises(ValueError, match="no reply cache"):
+        cold.warm(["adj_factor"], "20240102", "20240105")
+    assert warm.warm(["adj_factor", "daily"], "20240102", "20240105") == 8  # 4 trading days, 2 APIs
+
+    def client(server):
+        return TushareClient(server.url, "zquant-local", calls_per_minute=1000)
+
+    for day in ("20240102", "20240103", "20240104"):
+        pd.testing.assert_frame_equal(client(warm).query("daily", {"trade_date": day}),
+                                      client(cold).query("daily", {"trade_date": day}))
+    # The cache skips rendering, not the quota: a fourth call inside the window is refused.
+    fourth = urllib.request.Request(f"{warm.url}/daily", data=json.dumps(
+        {"api_name": "daily", "token": "zquant-local", "params": {"trade_date": "20240105"}}).encode())
+    with urllib.request.urlopen(fourth) as reply:
+        assert json.loads(reply.read())["code"] == 40203

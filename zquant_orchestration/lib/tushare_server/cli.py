@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
                        help="stocks whose calls always fail (server error), comma separated")
     serve.add_argument("--row-limit", help="per-call row limits, e.g. daily=2000")
     serve.add_argument("--deny", default="", help="APIs answered with 'no permission', comma separated")
+    serve.add_argument("--reply-cache-mb", type=int, default=0,
+                       help="keep rendered replies in memory up to this size, for benchmarks (POST /_admin/warm)")
     serve.add_argument("--log", help="append one JSON line per request here (the token is never logged)")
     _dataset_options(serve)
 
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         api_calls_per_minute=_pairs(args.api_calls_per_minute, "--api-calls-per-minute"),
         window_seconds=args.window_seconds, faults=faults, row_limits=_pairs(args.row_limit, "--row-limit"),
         denied_apis=tuple(filter(None, args.deny.split(","))), log_path=args.log, dataset=dataset,
+        reply_cache_mb=args.reply_cache_mb,
     )
     print(f"zquant-tushare-server listening on {server.url} (as of {dataset.as_of})", flush=True)
     try:

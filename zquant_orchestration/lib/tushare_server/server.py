@@ -15,7 +15,7 @@ import random
 import socket
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -84,6 +84,45 @@ class Quota:
             return len(arrivals) <= limit
 
 
+class ReplyCache:
+    """Encoded replies of data requests, least recently used out first, up to ``max_bytes``.
+
+    For benchmarks (bench/): the real service spends its own CPU on a reply, this server
+    spends ours. With the replies of a sync rendered beforehand (``warm``), the machine's
+    cores measure the client, the warehouse and Dagster, not the test double. Quota and
+    faults still apply to every request; only the rendering is skipped.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._replies: OrderedDict[tuple, tuple[bytes, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(request: protocol.Request) -> tuple:
+        return request.api_name, json.dumps(request.params, sort_keys=True), ",".join(request.fields)
+
+    def get(self, key: tuple) -> tuple[bytes, int] | None:
+        with self._lock:
+            hit = self._replies.get(key)
+            if hit is not None:
+                self._replies.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple, body: bytes, rows: int) -> None:
+        if len(body) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._replies.pop(key, None)
+            self._bytes -= len(old[0]) if old else 0
+            self._replies[key] = (body, rows)
+            self._bytes += len(body)
+            while self._bytes > self.max_bytes:
+                _, (dropped, _) = self._replies.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
 class LocalTushareServer:
     def __init__(
         self,
@@ -101,6 +140,7 @@ class LocalTushareServer:
         as_of: str | None = None,
         log_path: Path | None = None,
         dataset: Dataset | None = None,
+        reply_cache_mb: int = 0,
     ):
         self.token = token
         self.quota = Quota(calls_per_minute, dict(api_calls_per_minute or {}), window_seconds)
@@ -109,6 +149,7 @@ class LocalTushareServer:
         self.denied_apis = set(denied_apis)
         self.dataset = dataset or Dataset(extra_stocks=extra_stocks, as_of=as_of)
         self.log_path = Path(log_path) if log_path else None
+        self.reply_cache = ReplyCache(reply_cache_mb << 20) if reply_cache_mb > 0 else None
         self.requests: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -179,24 +220,53 @@ class LocalTushareServer:
         if fault == "error_code":
             entry["code"] = protocol.CODE_SERVER_ERROR
             return fault, protocol.encode_reply(protocol.CODE_SERVER_ERROR, protocol.MSG_SERVER_ERROR), entry
+        cached = self.reply_cache.get(ReplyCache.key(request)) if self.reply_cache else None
+        if cached is not None:
+            entry.update(code=protocol.CODE_OK, rows=cached[1])
+            return fault, cached[0], entry
+        code, reply, rows = self._render(request)
+        entry.update(code=code, rows=rows)
+        if self.reply_cache and code == protocol.CODE_OK:
+            self.reply_cache.put(ReplyCache.key(request), reply, rows)
+        return fault, reply, entry
+
+    def warm(self, api_names: list[str], start_date: str, end_date: str) -> int:
+        """Render into the reply cache the whole-market call of each SSE trading day in
+        [start_date, end_date] for each API, as the client sends it (first page). Returns
+        the replies rendered. The quota does not count these: no client asked."""
+        if not self.reply_cache:
+            raise ValueError("the server has no reply cache (start it with --reply-cache-mb)")
+        days = self.dataset.query("trade_cal", {"exchange": "SSE", "start_date": start_date,
+                                                "end_date": end_date, "is_open": 1}).cal_date
+        rendered = 0
+        for api_name in api_names:
+            for day in days:
+                params = {"trade_date": str(day), "offset": 0, "limit": self.row_limit(api_name)}
+                request = protocol.Request(api_name=api_name, token=self.token, params=params, fields=[])
+                code, reply, rows = self._render(request)
+                if code != protocol.CODE_OK:
+                    raise ValueError(f"cannot warm {api_name}: {reply.decode()[:200]}")
+                self.reply_cache.put(ReplyCache.key(request), reply, rows)
+                rendered += 1
+        return rendered
+
+    def _render(self, request: protocol.Request) -> tuple[int, bytes, int]:
+        """(code, reply body, rows) of a data request that passed the token, quota and faults."""
         try:
             frame = self.dataset.query(request.api_name, request.params)
         except KeyError:
-            entry["code"] = protocol.CODE_BAD_REQUEST
             msg = protocol.MSG_UNKNOWN_API.format(api_name=request.api_name)
-            return fault, protocol.encode_reply(protocol.CODE_BAD_REQUEST, msg), entry
+            return protocol.CODE_BAD_REQUEST, protocol.encode_reply(protocol.CODE_BAD_REQUEST, msg), 0
         except ValueError as exc:
-            entry["code"] = protocol.CODE_BAD_REQUEST
-            return fault, protocol.encode_reply(protocol.CODE_BAD_REQUEST,
-                                                protocol.MSG_BAD_REQUEST.format(detail=exc)), entry
+            msg = protocol.MSG_BAD_REQUEST.format(detail=exc)
+            return protocol.CODE_BAD_REQUEST, protocol.encode_reply(protocol.CODE_BAD_REQUEST, msg), 0
         fields = [f for f in request.fields if f in frame.columns] or list(frame.columns)
         offset = int(request.params.get("offset") or 0)
         max_rows = self.row_limit(request.api_name)
         limit = min(int(request.params.get("limit") or max_rows), max_rows)
         page = frame.iloc[offset:offset + limit][fields]
         items = page.astype(object).where(page.notna(), None).to_numpy().tolist()
-        entry.update(code=protocol.CODE_OK, rows=len(items))
-        return fault, protocol.encode_reply(protocol.CODE_OK, "", fields, items), entry
+        return protocol.CODE_OK, protocol.encode_reply(protocol.CODE_OK, "", fields, items), len(items)
 
 
 def _handler_for(server: LocalTushareServer):
@@ -232,11 +302,22 @@ def _handler_for(server: LocalTushareServer):
             self._send(200, reply)
 
         def _admin(self, body: bytes) -> None:
-            """POST /_admin/as_of {"as_of": "YYYYMMDD"}: publish later days and reports."""
-            if self.path.rstrip("/") != "/_admin/as_of":
-                return self._send(404, b'{"error": "unknown admin path"}')
-            server.dataset.set_as_of(str(json.loads(body or b"{}")["as_of"]))
-            self._send(200, json.dumps({"as_of": server.dataset.as_of}).encode())
+            """POST /_admin/as_of {"as_of": "YYYYMMDD"}: publish later days and reports.
+            POST /_admin/warm {"apis": [...], "start_date": ..., "end_date": ...}: render
+            those days' replies into the reply cache (ReplyCache)."""
+            path = self.path.rstrip("/")
+            payload = json.loads(body or b"{}")
+            if path == "/_admin/as_of":
+                server.dataset.set_as_of(str(payload["as_of"]))
+                return self._send(200, json.dumps({"as_of": server.dataset.as_of}).encode())
+            if path == "/_admin/warm":
+                try:
+                    rendered = server.warm(list(payload["apis"]), str(payload["start_date"]),
+                                           str(payload["end_date"]))
+                except (KeyError, ValueError) as exc:
+                    return self._send(400, json.dumps({"error": str(exc)}).encode())
+                return self._send(200, json.dumps({"rendered": rendered}).encode())
+            self._send(404, b'{"error": "unknown admin path"}')
 
         def _send(self, status: int, body: bytes) -> None:
             try:
