@@ -1,0 +1,358 @@
+"""What every benchmark needs: the local Tushare server in its own process, a throwaway
+Dagster home and warehouse, the real `dagster` CLI, memory sampling, and the run's events.
+
+The benchmarks drive the product the way a user does (`dagster asset materialize`,
+`dagster-daemon run`) and read the results back from the Dagster instance and the
+warehouse; nothing here reaches into the product's internals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MARKET_APIS = {"daily_bars": "daily", "adj_factor": "adj_factor", "daily_basic": "daily_basic"}
+POSTGRES_ADMIN_URL = os.environ.get("ZQUANT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+# --- the source ------------------------------------------------------------------------------
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def warm(self, apis: list[str], start_date: str, end_date: str) -> int:
+        """Render the replies of those days beforehand, so the server's CPU is not ours (see
+        ReplyCache in lib/tushare_server/server.py)."""
+        body = json.dumps({"apis": apis, "start_date": start_date, "end_date": end_date}).encode()
+        with urllib.request.urlopen(urllib.request.Request(f"{self.url}/_admin/warm", data=body), timeout=600) as r:
+            return json.loads(r.read())["rendered"]
+
+    def requests(self) -> list[dict]:
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def tushare_server(workdir: Path, calls_per_minute: int | None = None, as_of: str | None = None,
+                   reply_cache_mb: int = 4096) -> Iterator[Server]:
+    log_path = workdir / "tushare-requests.jsonl"
+    args = [str(BIN / "zquant-tushare-server"), "serve", "--port", "0", "--log", str(log_path),
+            "--reply-cache-mb", str(reply_cache_mb)]
+    if calls_per_minute:
+        args += ["--calls-per-minute", str(calls_per_minute)]
+    if as_of:
+        args += ["--as-of", as_of]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = process.stdout.readline()
+    match = re.search(r"(http://\S+)", line)
+    if not match:
+        process.kill()
+        raise RuntimeError(f"the local Tushare server did not start: {line}{process.stdout.read()}")
+    try:
+        yield Server(match.group(1), process, log_path)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# --- the warehouse ---------------------------------------------------------------------------
+
+@contextmanager
+def warehouse(kind: str, workdir: Path) -> Iterator[str]:
+    """A new, empty warehouse: a SQLite file, or a Postgres database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'warehouse.sqlite'}"
+        return
+    if kind != "postgres":
+        raise SystemExit(f"unknown warehouse {kind!r}: sqlite or postgres")
+    from sqlalchemy import create_engine, text
+
+    name = f"zquant_bench_{os.getpid()}_{int(time.time())}"
+    admin = create_engine(POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg2://", 1),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def count_rows(url: str, table: str, day: str | None = None) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    try:
+        with engine.connect() as conn:
+            if day:
+                return conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE trade_date = :d"), {"d": day}).scalar()
+            return conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
+    except Exception:  # noqa: BLE001 - the table does not exist yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+# --- Dagster -----------------------------------------------------------------------------------
+
+@contextmanager
+def workdir(keep: bool = False) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="zquant-bench-"))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def dagster_env(work: Path, server: Server, warehouse_url: str, calls_per_minute: int | None = None,
+                **extra: str) -> dict[str, str]:
+    """The environment of a deployment: the shipped dagster.yaml in a new DAGSTER_HOME."""
+    home = work / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TUSHARE_", "ZQUANT_", "DAGSTER_"))}
+    env.update(DAGSTER_HOME=str(home), TUSHARE_HTTP_URL=server.url, ZQUANT_WAREHOUSE_URL=warehouse_url,
+               ZQUANT_QUOTA_DIR=str(work / "quota"), ZQUANT_DATA_DIR=str(work / "data"), **extra)
+    # No quota set: as good as none (the server enforces none either).
+    env["TUSHARE_CALLS_PER_MINUTE"] = str(calls_per_minute or 1_000_000)
+    return env
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    output: str
+    wall_seconds: float
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # process label -> its peak RSS
+    peak_total_rss_mb: float = 0.0  # the most all of the command's processes held at once
+
+
+def dagster(args: list[str], env: dict[str, str], sample_memory: bool = False, timeout: float = 3600) -> CliResult:
+    """Run `dagster ...` (from this venv) to its end."""
+    started = time.perf_counter()
+    process = subprocess.Popen([str(BIN / "dagster"), *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    sampler = MemorySampler(process.pid) if sample_memory else None
+    if sampler:
+        sampler.start()
+    output, _ = process.communicate(timeout=timeout)
+    wall = time.perf_counter() - started
+    result = CliResult(process.returncode, output, wall)
+    if sampler:
+        sampler.stop()
+        result.peak_rss_mb, result.peak_total_rss_mb = sampler.peaks()
+    if process.returncode != 0:
+        raise RuntimeError(f"dagster {' '.join(args)} failed:\n{output[-4000:]}")
+    return result
+
+
+def materialize(env: dict[str, str], select: str, partition: str | None = None,
+                partition_range: tuple[str, str] | None = None, **kwargs) -> CliResult:
+    args = ["asset", "materialize", "-m", "zquant_orchestration.definitions", "--select", select]
+    if partition:
+        args += ["--partition", partition]
+    if partition_range:
+        args += ["--partition-range", f"{partition_range[0]}...{partition_range[1]}"]
+    return dagster(args, env, **kwargs)
+
+
+def land_reference_data(env: dict[str, str]) -> None:
+    """The calendars and the stock list, as every deployment has them before market data."""
+    materialize(env, "trade_cal,stock_basic")
+
+
+def trading_days(env: dict[str, str], first: str, last: str) -> list[str]:
+    """The partition keys of [first, last], as the code location sees them."""
+    code = ("from zquant_orchestration.defs.market.partitions import trading_days as t\n"
+            f"print(' '.join(k for k in t.get_partition_keys() if {first!r} <= k <= {last!r}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+# --- what the instance recorded ---------------------------------------------------------------
+
+@dataclass
+class StepReport:
+    step: str
+    seconds: float
+    metadata: dict
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    status: str
+    seconds: float  # RUN_START to RUN_SUCCESS/FAILURE, as the event log has them
+    steps: dict[str, StepReport]
+
+
+def last_run(env: dict[str, str]) -> RunReport:
+    """The newest run of the instance at env's DAGSTER_HOME, with each step's time and the
+    metadata of its first materialization."""
+    code = f"""
+import json
+from dagster import DagsterEventType as T
+from dagster._core.instance import DagsterInstance
+instance = DagsterInstance.from_config({env['DAGSTER_HOME']!r})
+run = instance.get_runs(limit=1)[0]
+events = [e for e in instance.all_logs(run.run_id) if e.is_dagster_event]
+times = {{}}
+steps = {{}}
+for e in events:
+    kind, step = e.dagster_event.event_type, e.step_key
+    if kind in (T.RUN_START, T.RUN_SUCCESS, T.RUN_FAILURE):
+        times[kind.name] = e.timestamp
+    if kind == T.STEP_START:
+        steps.setdefault(step, {{}})["start"] = e.timestamp
+    if kind in (T.STEP_SUCCESS, T.STEP_FAILURE):
+        steps.setdefault(step, {{}})["end"] = e.timestamp
+    if kind == T.ASSET_MATERIALIZATION and "metadata" not in steps.get(step, {{}}):
+        meta = e.dagster_event.event_specific_data.materialization.metadata
+        steps.setdefault(step, {{}})["metadata"] = {{k: getattr(v, "value", None) for k, v in meta.items()}}
+end = times.get("RUN_SUCCESS", times.get("RUN_FAILURE"))
+print(json.dumps({{"run_id": run.run_id, "status": run.status.value, "seconds": end - times["RUN_START"],
+                  "steps": steps}}, default=str))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"could not read the run from the instance:\n{out.stderr[-3000:]}")
+    raw = json.loads(out.stdout.strip().splitlines()[-1])
+    steps = {k: StepReport(k, v.get("end", 0) - v.get("start", 0), v.get("metadata", {}))
+             for k, v in raw["steps"].items()}
+    return RunReport(raw["run_id"], raw["status"], raw["seconds"], steps)
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+class MemorySampler:
+    """Every 50 ms: the process tree under ``pid``, each process's peak RSS (VmHWM, which the
+    kernel keeps, so a short peak between samples still counts) and the tree's total RSS."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid, self.interval = pid, interval
+        self._peak: dict[int, tuple[str, float]] = {}
+        self._peak_total = 0.0
+        self._labels: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peaks(self) -> tuple[dict[str, float], float]:
+        by_label: dict[str, float] = {}
+        for label, mb in self._peak.values():
+            by_label[label] = max(by_label.get(label, 0.0), mb)
+        return by_label, self._peak_total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0.0
+            for pid, parent in _tree(self.pid):
+                status = _status(pid)
+                if not status:
+                    continue
+                total += status.get("VmRSS", 0.0)
+                label = self._labels.get(pid) or self._labels.setdefault(pid, _label(pid, parent))
+                peak = status.get("VmHWM", 0.0)
+                if peak > self._peak.get(pid, ("", 0.0))[1]:
+                    self._peak[pid] = (label, peak)
+            self._peak_total = max(self._peak_total, total)
+            time.sleep(self.interval)
+
+
+def _tree(root: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of ``root`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [(root, 0)]
+    while todo:
+        pid, parent = todo.pop()
+        out.append((pid, parent))
+        todo.extend((child, pid) for child in children.get(pid, []))
+    return out
+
+
+def _status(pid: int) -> dict[str, float]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _label(pid: int, parent: int) -> str:
+    """What a process of a run is: the run itself, the forkserver, a step (forked from the
+    forkserver, so it shows the forkserver's command line), or a helper."""
+    cmd = _cmdline(pid)
+    if "forkserver" in cmd:
+        return "step process" if "forkserver" in _cmdline(parent) else "forkserver"
+    if "resource_tracker" in cmd:
+        return "resource tracker"
+    if "dagster" in cmd:
+        return "run process (dagster CLI)"
+    return cmd[:40] or "?"
+
+
+# --- output -----------------------------------------------------------------------------------
+
+def table(rows: list[list], headers: list[str]) -> str:
+    """A plain text table, right-aligned numbers."""
+    cells = [[str(c) for c in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        pairs = enumerate(zip(row, widths, strict=True))
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
