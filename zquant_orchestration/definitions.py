@@ -9,8 +9,8 @@ from zquant_orchestration.defs.finance.jobs import finance_job
 from zquant_orchestration.defs.finance.resources import finance_settings_from_env
 from zquant_orchestration.defs.finance.sensors import finance_disclosure_sensor
 from zquant_orchestration.defs.market.assets import (
+    MARKET_CHECKS,
     adj_factor,
-    adj_factor_covers_daily_bars,
     daily_bars,
     daily_basic,
     stock_basic,
@@ -33,7 +33,7 @@ CORE_ASSETS = [trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, dail
 defs = dg.Definitions(
     # Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml): a bad file stops the load here.
     assets=[*CORE_ASSETS, *load_script_tasks(CORE_ASSETS)],
-    asset_checks=[adj_factor_covers_daily_bars],
+    asset_checks=MARKET_CHECKS,
     jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
     schedules=[market_after_close_schedule, reference_data_schedule],
     sensors=[market_gap_sensor, finance_disclosure_sensor, run_notification_sensor, derived_automation_sensor],

@@ -9,6 +9,7 @@ from zquant_orchestration.defs.market.assets import (
     adj_factor,
     adj_factor_covers_daily_bars,
     daily_bars,
+    daily_bars_match_listed_universe,
     daily_basic,
     stock_basic,
     trade_cal,
@@ -33,7 +34,8 @@ def resources_for(server, warehouse_url: str) -> dict:
 def materialize_range(assets, first: str, last: str, resources: dict, instance, raise_on_error=True,
                       run_config: dict | None = None):
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    checks = [adj_factor_covers_daily_bars] if adj_factor in assets and daily_bars in assets else []
+    checks = [daily_bars_match_listed_universe] if daily_bars in assets else []
+    checks += [adj_factor_covers_daily_bars] if adj_factor in assets and daily_bars in assets else []
     return dg.materialize(assets + checks + [trade_cal, stock_basic], selection=assets + checks, resources=resources,
                           instance=instance, tags=tags, raise_on_error=raise_on_error, run_config=run_config)
 

@@ -12,8 +12,8 @@ from dagster._core.test_utils import create_run_for_test
 
 from zquant_orchestration.defs.derived.assets import daily_hfq
 from zquant_orchestration.defs.market.assets import (
+    MARKET_CHECKS,
     adj_factor,
-    adj_factor_covers_daily_bars,
     daily_bars,
     daily_basic,
     stock_basic,
@@ -41,20 +41,27 @@ def test_evening_schedule_requests_the_trading_day_and_skips_a_holiday():
     assert ticks == ("Asia/Shanghai", "30 18 * * 1-5")
 
 
-def test_the_scheduled_run_lands_the_stock_list_then_the_day(tmp_path, local_server):
+def test_the_scheduled_run_lands_the_stock_list_and_the_day_then_checks_the_day_against_the_list(
+        tmp_path, local_server):
     server = local_server()
     url = sqlite_url(tmp_path)
     defs = dg.Definitions(assets=[trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq],
-                          asset_checks=[adj_factor_covers_daily_bars], jobs=[daily_market_job],
+                          asset_checks=MARKET_CHECKS, jobs=[daily_market_job],
                           resources=resources_for(server, url))
     request = evaluate_schedule(datetime(2024, 10, 8, 18, 30, tzinfo=SHANGHAI))
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("daily_market_job").execute_in_process(
             partition_key=request.partition_key, instance=instance, tags=request.tags)
         assert result.success
-        order = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
-        assert order.index("stock_basic") < min(order.index(a) for a in ("daily_bars", "adj_factor", "daily_basic"))
-        assert order.index("daily_hfq") > max(order.index(a) for a in ("daily_bars", "adj_factor"))
+        started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+        ended = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+        # The day's fetch does not wait for the stock list; the check against the list does.
+        universe_check = "daily_bars_rows_match_listed_universe"
+        assert started.index(universe_check) > max(ended.index(a) for a in ("stock_basic", "daily_bars"))
+        assert started.index("daily_hfq") > max(ended.index(a) for a in ("daily_bars", "adj_factor"))
+        checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+        assert checks[("daily_bars", "rows_match_listed_universe")] is True
+        assert checks[("adj_factor", "adj_factor_covers_daily_bars")] is True
         for asset in ("daily_bars", "adj_factor", "daily_basic", "daily_hfq"):
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"2024-10-08"}
 

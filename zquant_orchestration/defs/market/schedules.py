@@ -3,7 +3,9 @@ enable/disable/pause/resume; see README "Automation".
 
 - ``market_after_close_schedule``: each weekday at ``ZQUANT_MARKET_CRON`` (default 18:30,
   after Tushare publishes the day), the stock list and that trading day's market data in
-  ONE run; the asset graph runs ``stock_basic`` before the market assets. Holidays skip.
+  ONE run: the market assets do not wait for ``stock_basic`` (a ``trade_date`` call needs
+  no stock list), only the check of the day's bars against the listed stocks does, so the
+  day's rows land seconds sooner. Holidays skip.
 - ``reference_data_schedule``: the calendars and the stock list every morning (08:00), so
   next year's holidays and new listings arrive without anyone asking.
 """
@@ -16,7 +18,7 @@ import dagster as dg
 
 from zquant_orchestration.defs.derived.assets import daily_hfq
 
-from .assets import adj_factor, adj_factor_covers_daily_bars, daily_bars, daily_basic, stock_basic
+from .assets import MARKET_CHECKS, adj_factor, daily_bars, daily_basic, stock_basic
 from .jobs import reference_data_job
 from .partitions import SHANGHAI, trading_days
 
@@ -26,8 +28,8 @@ REFERENCE_CRON = os.environ.get("ZQUANT_REFERENCE_CRON", "0 8 * * *")
 daily_market_job = dg.define_asset_job(
     "daily_market_job",
     selection=dg.AssetSelection.assets(stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq)
-    | dg.AssetSelection.checks(adj_factor_covers_daily_bars),
-    description="The stock list, then one trading day of bars, factors and valuation (the evening schedule).",
+    | dg.AssetSelection.checks(*MARKET_CHECKS),
+    description="The stock list and, beside it, one trading day of bars, factors and valuation (the evening schedule).",
 )
 
 
