@@ -4,6 +4,8 @@ day that keeps failing is given up after the configured attempts."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import datetime
 
 import dagster as dg
@@ -24,7 +26,16 @@ from zquant_orchestration.defs.market.schedules import daily_market_job, market_
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 
 from .dialects import sqlite_url
-from .market_helpers import MARKET_ASSETS, materialize_range, materialize_reference, resources_for
+from .market_helpers import (
+    MARKET_ASSETS,
+    assert_same,
+    materialize_range,
+    materialize_reference,
+    resources_for,
+    truth_rows,
+    warehouse_rows,
+)
+from .test_kill_and_rerun import DAGSTER, cli_env
 
 
 def evaluate_schedule(when: datetime):
@@ -119,3 +130,35 @@ def test_gap_sensor_repairs_holes_so_the_window_is_complete(march, tmp_path, loc
     for first, last in ranges(tick(march)):
         assert materialize_range(MARKET_ASSETS, first, last, resources, march).success
     assert ranges(tick(march)) == [], "only the running day is left, and it is someone else's"
+
+
+def test_the_evening_job_run_as_deployed_lands_the_day_with_every_step_in_the_run_process(tmp_path, local_server):
+    """`dagster job execute` runs the job with its own executor (not execute_in_process): the
+    steps run in the run's process, one after another, and the day lands with its checks."""
+    server = local_server()
+    url = sqlite_url(tmp_path)
+    env = cli_env(tmp_path, server, url)
+    reference = subprocess.run([DAGSTER, "job", "execute", "-m", "zquant_orchestration.definitions",
+                                "-j", "reference_data_job"], env=env, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
+    evening = subprocess.run([DAGSTER, "job", "execute", "-m", "zquant_orchestration.definitions",
+                              "-j", "daily_market_job", "--tags", json.dumps({"dagster/partition": "2024-10-08"})],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert evening.returncode == 0, evening.stdout[-3000:] + evening.stderr[-3000:]
+
+    for table in ("daily_bars", "adj_factor", "daily_basic"):
+        assert_same(warehouse_rows(url, table), truth_rows(server, table, "2024-10-08", "2024-10-08"))
+    with dg.instance_for_test(temp_dir=env["DAGSTER_HOME"]) as instance:
+        (run,) = instance.get_runs(dg.RunsFilter(job_name="daily_market_job"))
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        events = [e for e in instance.all_logs(run.run_id) if e.is_dagster_event]
+        steps = {e.step_key for e in events if e.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS}
+        assert {"stock_basic", "daily_bars", "adj_factor", "daily_basic", "daily_hfq",
+                "daily_bars_rows_match_listed_universe"} <= steps
+        started = [e for e in events if e.dagster_event.event_type == dg.DagsterEventType.STEP_START]
+        assert {e.dagster_event.pid for e in started} == {run_start_pid(events)}
+
+
+def run_start_pid(events) -> int:
+    (start,) = [e for e in events if e.dagster_event.event_type == dg.DagsterEventType.RUN_START]
+    return start.dagster_event.pid
