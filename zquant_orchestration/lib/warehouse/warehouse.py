@@ -126,25 +126,52 @@ class Warehouse:
         """
         self.ensure_schema()
         table = TABLES[table_name]
-        columns = [c.name for c in table.columns]
         frame = _conform(frame, table)
-        with self.engine.begin() as conn:
-            delete = table.delete()
-            for column, values in (where or {}).items():
-                values = _bind_values(table.c[column], values)
-                outside = ~frame[column].isin([_as_text(v) for v in values])
-                if outside.any():
-                    raise ValueError(
-                        f"{table_name}: {int(outside.sum())} rows fall outside the partition being replaced "
-                        f"({column} {frame.loc[outside, column].iloc[0]!r}); nothing was written"
-                    )
-                delete = delete.where(table.c[column].in_(values))
-            conn.execute(delete)
-            if len(frame):
-                self._bulk_insert(conn, table_name, columns, frame)
-        return len(frame)
+        deletes = []
+        for column, values in (where or {}).items():
+            values = _bind_values(table.c[column], values)
+            outside = ~frame[column].isin([_as_text(v) for v in values])
+            if outside.any():
+                raise ValueError(
+                    f"{table_name}: {int(outside.sum())} rows fall outside the partition being replaced "
+                    f"({column} {frame.loc[outside, column].iloc[0]!r}); nothing was written"
+                )
+            deletes.append(table.c[column].in_(values))
+        # Everything that takes CPU but no lock (sorting, converting to what the driver
+        # sends) happens before the transaction: SQLite has one writer at a time, and the
+        # three market steps of a run take turns at it.
+        rows = len(frame)
+        insert = self._prepared_insert(table_name, frame) if rows else None
+        with self._sqlite_write_lock(), self.engine.begin() as conn:
+            conn.execute(table.delete().where(*deletes) if deletes else table.delete())
+            if insert is not None:
+                insert(conn)
+        return rows
 
-    def _bulk_insert(self, conn: Connection, table_name: str, columns: list[str], frame: pd.DataFrame) -> None:
+    @contextmanager
+    def _sqlite_write_lock(self):
+        """On SQLite, writers queue on a lock file instead of on SQLite's busy handler.
+
+        A writer that finds the database locked sleeps and polls (up to 100 ms a time), so
+        with several steps writing by turns the database sat idle between transactions; a
+        process blocked in flock() wakes the moment the lock is released. The kernel drops
+        the lock of a killed process. A write that does not take it (schema changes) still
+        waits on SQLite's own lock, as before."""
+        database = self.engine.url.database if self.dialect == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.write-lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _prepared_insert(self, table_name: str, frame: pd.DataFrame):
+        """A function that inserts ``frame`` on a connection, with the rows already sorted and
+        converted, so that the function spends its time in the database only."""
+        columns = [c.name for c in TABLES[table_name].columns]
         quoted = ", ".join(f'"{c}"' for c in columns)
         key = [c.name for c in TABLES[table_name].primary_key.columns]
         if key and len(frame) > 1:
@@ -160,20 +187,27 @@ class Warehouse:
             buffer = io.BytesIO()
             pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
                              pa_csv.WriteOptions(include_header=False))
-            buffer.seek(0)
-            cursor = conn.connection.driver_connection.cursor()
-            cursor.copy_expert(f"COPY {table_name} ({quoted}) FROM STDIN WITH (FORMAT csv)", buffer)
-            return
+
+            def copy(conn: Connection) -> None:
+                buffer.seek(0)
+                cursor = conn.connection.driver_connection.cursor()
+                cursor.copy_expert(f"COPY {table_name} ({quoted}) FROM STDIN WITH (FORMAT csv)", buffer)
+            return copy
+        # Plain Python values, a column at a time, a slice of rows at a time (the whole batch
+        # as Python objects would add ~55 MB to the step while it waits for the writer).
+        # Numbers go as they are: SQLite stores a NaN as NULL itself, so only other columns
+        # need their missing values made None.
         marks = ", ".join("?" for _ in columns)
-        cursor = conn.connection.driver_connection.cursor()
-        # Plain Python values, a column at a time, a slice of rows at a time (a whole batch
-        # as Python objects would take ~100 MB). Numbers go as they are: SQLite stores a NaN
-        # as NULL itself, so only other columns need their missing values made None.
-        for start in range(0, len(frame), SQLITE_INSERT_SLICE):
-            part = frame.iloc[start:start + SQLITE_INSERT_SLICE]
-            values = [part[c].tolist() if part[c].dtype.kind in "fiub"
-                      else part[c].astype(object).where(part[c].notna(), None).tolist() for c in columns]
-            cursor.executemany(f"INSERT INTO {table_name} ({quoted}) VALUES ({marks})", zip(*values, strict=True))
+
+        def insert(conn: Connection) -> None:
+            cursor = conn.connection.driver_connection.cursor()
+            for start in range(0, len(frame), SQLITE_INSERT_SLICE):
+                part = frame.iloc[start:start + SQLITE_INSERT_SLICE]
+                values = [part[c].tolist() if part[c].dtype.kind in "fiub"
+                          else part[c].astype(object).where(part[c].notna(), None).tolist() for c in columns]
+                cursor.executemany(f"INSERT INTO {table_name} ({quoted}) VALUES ({marks})",
+                                   zip(*values, strict=True))
+        return insert
 
     # --- staged writes (financial statements) ----------------------------------------------
 
@@ -183,8 +217,9 @@ class Warehouse:
         stage = TABLES[f"stage_{table_name}"]
         frame = _conform(frame.assign(run_id=run_id), stage)
         if len(frame):
-            with self.engine.begin() as conn:
-                self._bulk_insert(conn, stage.name, [c.name for c in stage.columns], frame)
+            insert = self._prepared_insert(stage.name, frame)
+            with self._sqlite_write_lock(), self.engine.begin() as conn:
+                insert(conn)
         return len(frame)
 
     def merge_staged(self, table_name: str, run_id: str, period: date) -> tuple[int, int]:
@@ -200,7 +235,7 @@ class Warehouse:
         staged = (stage.c.run_id == run_id) & (stage.c.end_date == period)
         same_version = exists().where(staged, *[stage.c[k].is_not_distinct_from(table.c[k])
                                                 for k in version_keys(table_name)])
-        with self.engine.begin() as conn:
+        with self._sqlite_write_lock(), self.engine.begin() as conn:
             replaced = conn.execute(table.delete().where(table.c.end_date == period, same_version)).rowcount
             landed = conn.execute(table.insert().from_select(
                 columns, select(*[stage.c[c] for c in columns]).where(staged))).rowcount
@@ -213,7 +248,7 @@ class Warehouse:
         stage = TABLES[f"stage_{table_name}"]
         keep = list(keep_run_ids)
         delete = stage.delete().where(stage.c.run_id.not_in(keep)) if keep else stage.delete()
-        with self.engine.begin() as conn:
+        with self._sqlite_write_lock(), self.engine.begin() as conn:
             return conn.execute(delete).rowcount
 
     # --- reads ----------------------------------------------------------------------------
