@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 
 import dagster as dg
@@ -16,6 +17,7 @@ from zquant_orchestration.lib.tushare import (
     TushareEmptyReplyError,
     TusharePermissionError,
     TushareUnavailableError,
+    protocol,
 )
 from zquant_orchestration.lib.tushare_server import FAULT_KINDS, LOCAL_TOKEN, FaultPlan
 
@@ -186,3 +188,16 @@ def test_the_real_tushare_client_reads_our_server(local_server):
     frame = api.daily(trade_date="20240102", fields="ts_code,close")
     assert list(frame.columns) == ["ts_code", "close"] and len(frame) > 5000
     assert api.query("stock_basic", fields=["ts_code", "name"]).iloc[0].ts_code == "000001.SZ"
+
+
+def test_replies_decode_as_before_including_nan_and_garbage_is_named():
+    # A Python server's json.dumps writes NaN for a missing float: that is not strict JSON,
+    # but it decoded before the client used orjson, so it must decode now (as NaN).
+    body = b'{"request_id": "", "code": 0, "msg": "", "data": {"fields": ["ts_code", "pe"], ' \
+           b'"items": [["000001.SZ", NaN], ["600519.SH", 28.5], ["\xe5\xb9\xb3\xe5\xae\x89", null]]}}'
+    reply = protocol.decode_reply(body)
+    assert reply.items[0][0] == "000001.SZ" and math.isnan(reply.items[0][1])
+    assert reply.items[1:] == [["600519.SH", 28.5], ["平安", None]]
+    for garbage in (body[:-7], b"<html>502 Bad Gateway</html>", b"\xff\xfe{}"):
+        with pytest.raises(protocol.GarbageReply, match="reply is not JSON"):
+            protocol.decode_reply(garbage)
