@@ -96,13 +96,28 @@ class Warehouse:
                 conn.execute(text(sql))
         self._schema_ready = True
 
-    @contextmanager
     def _sqlite_schema_lock(self):
+        """Processes creating tables at once take turns (SQLite DDL races otherwise)."""
+        return self._sqlite_file_lock("schema-lock")
+
+    def _sqlite_write_lock(self):
+        """On SQLite, writers queue on a lock file instead of on SQLite's busy handler.
+
+        A writer that finds the database locked sleeps and polls (up to 100 ms a time), so
+        with several steps writing by turns the database sat idle between transactions; a
+        process blocked in flock() wakes the moment the lock is released. A write that does
+        not take it (schema changes) still waits on SQLite's own lock, as before."""
+        return self._sqlite_file_lock("write-lock")
+
+    @contextmanager
+    def _sqlite_file_lock(self, suffix: str):
+        """An exclusive flock on ``<database>.<suffix>``; nothing on other dialects. The
+        kernel drops the lock of a killed process, so a crash never leaves it held."""
         database = self.engine.url.database if self.dialect == "sqlite" else None
         if not database or database == ":memory:":
             yield
             return
-        with open(f"{database}.schema-lock", "a") as lock:
+        with open(f"{database}.{suffix}", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -147,26 +162,6 @@ class Warehouse:
             if insert is not None:
                 insert(conn)
         return rows
-
-    @contextmanager
-    def _sqlite_write_lock(self):
-        """On SQLite, writers queue on a lock file instead of on SQLite's busy handler.
-
-        A writer that finds the database locked sleeps and polls (up to 100 ms a time), so
-        with several steps writing by turns the database sat idle between transactions; a
-        process blocked in flock() wakes the moment the lock is released. The kernel drops
-        the lock of a killed process. A write that does not take it (schema changes) still
-        waits on SQLite's own lock, as before."""
-        database = self.engine.url.database if self.dialect == "sqlite" else None
-        if not database or database == ":memory:":
-            yield
-            return
-        with open(f"{database}.write-lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _prepared_insert(self, table_name: str, frame: pd.DataFrame):
         """A function that inserts ``frame`` on a connection, with the rows already sorted and
