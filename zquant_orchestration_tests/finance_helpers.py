@@ -61,8 +61,7 @@ def warehouse_finance(url: str, api: str) -> pd.DataFrame:
 
 
 def truth_finance(dataset, api: str, first: str, last: str, universe) -> pd.DataFrame:
-    truth = dataset.truth(api, first, last)
-    return finance_normalized(truth[truth.ts_code.isin(list(universe))], api)
+    return finance_normalized(dataset.truth(api, first, last, ts_codes=list(universe)), api)
 
 
 def assert_finance_equal(url: str, dataset, first: str, last: str, universe) -> None:

@@ -103,6 +103,20 @@ def test_identical_in_another_process(book):
     assert out.stdout.strip() == digest(book)
 
 
+def test_the_truth_of_some_stocks_equals_the_market_truth_kept_to_them(book):
+    """Tests compare a sample universe against ``truth(..., ts_codes=...)``, built for those
+    stocks alone: it must hold exactly the rows of the whole market's truth for them."""
+    market = book.truth("fina_indicator", "20220331", "20231231")
+    restated = sorted(market[market.update_flag.astype(int) == 1].ts_code.unique())[:3]
+    codes = [*restated, "600519.SH", "000001.SZ", "NOT.A.CODE"]
+    key = ["ts_code", "end_date", "update_flag"]
+    want = market[market.ts_code.isin(codes)].sort_values(key).reset_index(drop=True)
+    got = book.truth("fina_indicator", "20220331", "20231231", ts_codes=codes)
+    assert set(got.ts_code) == set(codes) - {"NOT.A.CODE"}
+    pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True), want)
+    assert book.truth("income", "20220331", "20231231", ts_codes=["NOT.A.CODE"]).empty
+
+
 def test_restated_reports_have_two_versions(book):
     income = book.query("income_vip", {"period": "20221231"})
     counts = income.groupby("ts_code").size()

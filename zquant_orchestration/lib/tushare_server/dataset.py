@@ -64,8 +64,9 @@ class Dataset:
             return getattr(self.market, api_name)(params)
         return self.finance.query(api_name, params)
 
-    def truth(self, api_name: str, start: str, end: str) -> pd.DataFrame:
-        """Every row this server holds for ``api_name`` with its date in [start, end]."""
+    def truth(self, api_name: str, start: str, end: str, ts_codes=None) -> pd.DataFrame:
+        """Every row this server holds for ``api_name`` with its date in [start, end]
+        (financial statements: of ``ts_codes`` only, when given)."""
         if api_name == "trade_cal":
             return pd.concat([self.market.trade_cal({"exchange": ex, "start_date": start, "end_date": end})
                               for ex in EXCHANGE_FIRST_DAY], ignore_index=True)
@@ -74,4 +75,4 @@ class Dataset:
             return frame[(frame.list_date >= start) & (frame.list_date <= end)].reset_index(drop=True)
         if api_name in ("daily", "adj_factor", "daily_basic"):
             return self.query(api_name, {"start_date": start, "end_date": end})
-        return self.finance.truth(api_name, start, end)
+        return self.finance.truth(api_name, start, end, ts_codes)

@@ -330,15 +330,22 @@ class FinanceBook:
         filters = ("ann_date", "start_date", "end_date", "period", "report_type", "comp_type")
         return _apply_filters(frame, p, filters).reset_index(drop=True)
 
-    def truth(self, api_name: str, start: str, end: str) -> pd.DataFrame:
-        """Every row visible at ``as_of`` whose report period lies in [start, end], newest first."""
+    def truth(self, api_name: str, start: str, end: str, ts_codes=None) -> pd.DataFrame:
+        """Every row visible at ``as_of`` whose report period lies in [start, end], newest first;
+        with ``ts_codes``, of those stocks only (built for them alone: a test's sample of a
+        few dozen stocks need not build the whole market)."""
         api, as_of = _base_api(api_name), self.as_of
         periods = _quarter_ends(int(start), int(end))[::-1]
         if api == DISCLOSURE_API:
             frames = [_visible_disclosure(self._disclosure_period(int(x)), as_of) for x in periods]
+        elif ts_codes is not None:
+            return _visible(self._stocks_frame(api, ts_codes, periods), as_of).reset_index(drop=True)
         else:
             frames = [_visible(self._period_frame(api, int(x)), as_of) for x in periods]
-        return _concat(frames, self._empty(api))
+        frame = _concat(frames, self._empty(api))
+        if ts_codes is not None:
+            frame = frame[frame.ts_code.isin(list(ts_codes))].reset_index(drop=True)
+        return frame
 
     # -- statements ------------------------------------------------------------
 
@@ -366,6 +373,15 @@ class FinanceBook:
     def _stock_frame(self, api: str, sidx: int, bound: int) -> pd.DataFrame:
         periods = _quarter_ends(int(self._first[sidx]), min(int(self._last[sidx]), bound))
         return self._pairs_frame(api, np.full(len(periods), sidx, dtype=np.int64), periods)
+
+    def _stocks_frame(self, api: str, ts_codes, periods: np.ndarray) -> pd.DataFrame:
+        """The reports of these stocks in these periods (those listed then), in one build."""
+        sidx = np.array(sorted({i for i in map(self._stock_index, ts_codes) if i is not None}), dtype=np.int64)
+        pairs_sidx, pairs_period = np.repeat(sidx, len(periods)), np.tile(periods.astype(np.int64), len(sidx))
+        listed = (self._first[pairs_sidx] <= pairs_period) & (self._last[pairs_sidx] >= pairs_period)
+        if not listed.any():
+            return self._empty(api)
+        return self._pairs_frame(api, pairs_sidx[listed], pairs_period[listed])
 
     def _period_frame(self, api: str, period: int) -> pd.DataFrame:
         def build() -> pd.DataFrame:
