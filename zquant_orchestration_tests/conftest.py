@@ -7,6 +7,29 @@ from zquant_orchestration.lib.tushare_server import Dataset, LocalTushareServer
 # The server's "today" in tests: fixed, so truths do not move with the calendar.
 AS_OF = "20241231"
 
+# Files whose tests share a module fixture and build on each other (the demo's `dagster dev`,
+# the production deployment): one worker runs each of them whole, in order.
+ONE_WORKER_FILES = ("test_readme_demo.py", "test_production.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist load` (pyproject's addopts), except that each of ONE_WORKER_FILES is one unit.
+
+    xdist's `loadgroup` would do this with marks, but it renames test ids through an
+    attribute pytest 9.2 no longer reads, so its groups are silently split. Units go out
+    biggest first, so the long files start at once and single tests fill in around them."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureFilesWhole(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.rsplit("/", 1)[-1] in ONE_WORKER_FILES else nodeid
+
+    return SharedFixtureFilesWhole(config, log)
+
 
 @pytest.fixture(scope="session")
 def dataset() -> Dataset:

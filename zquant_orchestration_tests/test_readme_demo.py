@@ -52,7 +52,9 @@ def demo(tmp_path_factory):
     The market schedule's cron is set to every minute so that the test sees the daemon tick
     it (README: ZQUANT_MARKET_CRON); on a day that is not a trading day the tick skips. The
     example workflow is loaded (ZQUANT_TASKS_FILE), and the gap sensor looks back one day
-    only, so its runs do not crowd the queue the tests use."""
+    only, so its runs do not crowd the queue the tests use. The automation sensor ticks every
+    10 s instead of 30 (ZQUANT_AUTOMATION_INTERVAL_SECONDS), so that the script task's rerun
+    is not a minute of waiting."""
     folder = tmp_path_factory.mktemp("demo")
     for name in ("dagster.yaml", "workspace.yaml"):
         shutil.copy(REPO / name, folder / name)
@@ -61,6 +63,7 @@ def demo(tmp_path_factory):
     env["ZQUANT_MARKET_CRON"] = "* * * * *"
     env["ZQUANT_TASKS_FILE"] = str(REPO / "examples" / "workflow" / "tasks.yaml")
     env["ZQUANT_GAP_LOOKBACK_DAYS"] = "1"
+    env["ZQUANT_AUTOMATION_INTERVAL_SECONDS"] = "10"
     port = free_port()
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would
     # block `dagster dev` (and its daemon) on its next log line.
@@ -122,43 +125,6 @@ def test_the_demo_lands_a_month_and_the_ui_shows_trading_days_only(demo):
     engine.dispose()
 
 
-AUTOMATION_QUERY = """{
-  instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
-  repositoriesOrError { ... on RepositoryConnection { nodes {
-    schedules { name scheduleState { status ticks(limit: 5) { status timestamp } } }
-    sensors { name sensorState { status ticks(limit: 5) { status timestamp } } } } } } }"""
-
-
-def test_dagster_dev_runs_the_schedules_and_sensors_with_the_daemon(demo):
-    deadline = time.monotonic() + 240
-    while True:
-        data = graphql(demo.port, AUTOMATION_QUERY)["data"]
-        daemons = {d["daemonType"]: d for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
-        repo = data["repositoriesOrError"]["nodes"][0]
-        schedules = {s["name"]: s["scheduleState"] for s in repo["schedules"]}
-        sensors = {s["name"]: s["sensorState"] for s in repo["sensors"]}
-        watched = (schedules["market_after_close_schedule"], sensors["market_gap_sensor"],
-                   sensors["run_notification_sensor"])
-        ticked = all(_finished_ticks(state) for state in watched)
-        if ticked and all(daemons[t]["healthy"] for t in ("SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR")):
-            break
-        assert time.monotonic() < deadline, json.dumps({"daemons": daemons, "schedules": schedules,
-                                                        "sensors": sensors})[:3000]
-        time.sleep(3)
-    assert {n: s["status"] for n, s in schedules.items()} == {
-        "market_after_close_schedule": "RUNNING", "reference_data_schedule": "RUNNING"}
-    assert {n: s["status"] for n, s in sensors.items()} == {
-        "market_gap_sensor": "RUNNING", "run_notification_sensor": "RUNNING", "finance_disclosure_sensor": "STOPPED",
-        "derived_automation_sensor": "RUNNING"}
-    # The daemon evaluated each of them; none raised.
-    for state in watched:
-        assert {t["status"] for t in _finished_ticks(state)} <= {"SUCCESS", "SKIPPED"}, state
-
-
-def _finished_ticks(state: dict) -> list[dict]:
-    return [t for t in state["ticks"] if t["status"] != "STARTED"]
-
-
 def _client(demo) -> DagsterGraphQLClient:
     return DagsterGraphQLClient("127.0.0.1", port_number=demo.port)
 
@@ -179,32 +145,6 @@ def test_graphql_refuses_a_manual_run_with_a_bad_stock_before_it_exists(demo):
     assert [e["message"] for e in errors] == [
         "Value at path root:ops:daily_bars:config:stocks[1] not in enum type StockCode got 60O519.SH"]
     assert _runs_tagged(demo, "bad-stock") == []
-
-
-def test_graphql_launches_a_manual_run_for_two_stocks_over_a_range(demo):
-    engine = create_engine(demo.warehouse_url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE daily_bars SET close = -1 WHERE ts_code IN ('600519.SH', '000002.SZ') "
-                          "AND trade_date BETWEEN '2024-01-02' AND '2024-01-05'"))
-    config = {"ops": {name: {"config": {"stocks": ["600519.SH"]}} for name in ("daily_bars", "adj_factor",
-                                                                               "daily_basic")}}
-    run_id = _client(demo).submit_job_execution("market_data_job", run_config=config, tags={
-        "dagster/asset_partition_range_start": "2024-01-02", "dagster/asset_partition_range_end": "2024-01-05",
-        "zquant/test": "two-stocks"})
-    deadline = time.monotonic() + 300
-    while (status := _client(demo).get_run_status(run_id)) not in (DagsterRunStatus.SUCCESS,
-                                                                   DagsterRunStatus.FAILURE,
-                                                                   DagsterRunStatus.CANCELED):
-        assert time.monotonic() < deadline, f"run {run_id} still {status}"
-        time.sleep(2)
-    assert status == DagsterRunStatus.SUCCESS
-    with engine.connect() as conn:
-        spoiled = conn.execute(text("SELECT DISTINCT ts_code FROM daily_bars WHERE close = -1")).scalars().all()
-        per_day = conn.execute(text("SELECT COUNT(*) FROM daily_bars WHERE ts_code = '600519.SH' "
-                                    "AND trade_date BETWEEN '2024-01-02' AND '2024-01-05'")).scalar()
-    engine.dispose()
-    assert spoiled == ["000002.SZ"], "the named stock was refetched, the other left alone"
-    assert per_day == 4
 
 
 LAUNCH_ASSETS = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
@@ -269,7 +209,7 @@ def test_a_script_task_runs_in_dagster_dev_with_logs_and_metadata_and_reruns_whe
     assert (values["advancing"], values["declining"], values["stocks"]) == (up, down, total)
 
     # The upstream partition lands again: the automation sensor runs that day's task again.
-    # First let the sensor see the task's own run in a tick of its own (it ticks every 30 s):
+    # First let the sensor see the task's own run in a tick of its own (every 10 s here):
     # a change of the task and of its upstream inside one tick counts as handled.
     _wait_for_automation_tick_after(demo, time.time())
     config = {"ops": {"daily_bars": {"config": {"force_refresh": True}}}}
@@ -285,3 +225,68 @@ def test_a_script_task_runs_in_dagster_dev_with_logs_and_metadata_and_reruns_whe
         assert time.monotonic() < deadline, json.dumps(graphql(demo.port, AUTOMATION_TICKS))
         time.sleep(3)
     assert reruns[0]["status"] == "SUCCESS"
+
+
+def test_graphql_launches_a_manual_run_for_two_stocks_over_a_range(demo):
+    engine = create_engine(demo.warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE daily_bars SET close = -1 WHERE ts_code IN ('600519.SH', '000002.SZ') "
+                          "AND trade_date BETWEEN '2024-01-02' AND '2024-01-05'"))
+    config = {"ops": {name: {"config": {"stocks": ["600519.SH"]}} for name in ("daily_bars", "adj_factor",
+                                                                               "daily_basic")}}
+    run_id = _client(demo).submit_job_execution("market_data_job", run_config=config, tags={
+        "dagster/asset_partition_range_start": "2024-01-02", "dagster/asset_partition_range_end": "2024-01-05",
+        "zquant/test": "two-stocks"})
+    deadline = time.monotonic() + 300
+    while (status := _client(demo).get_run_status(run_id)) not in (DagsterRunStatus.SUCCESS,
+                                                                   DagsterRunStatus.FAILURE,
+                                                                   DagsterRunStatus.CANCELED):
+        assert time.monotonic() < deadline, f"run {run_id} still {status}"
+        time.sleep(2)
+    assert status == DagsterRunStatus.SUCCESS
+    with engine.connect() as conn:
+        spoiled = conn.execute(text("SELECT DISTINCT ts_code FROM daily_bars WHERE close = -1")).scalars().all()
+        per_day = conn.execute(text("SELECT COUNT(*) FROM daily_bars WHERE ts_code = '600519.SH' "
+                                    "AND trade_date BETWEEN '2024-01-02' AND '2024-01-05'")).scalar()
+    engine.dispose()
+    assert spoiled == ["000002.SZ"], "the named stock was refetched, the other left alone"
+    assert per_day == 4
+
+
+# Last in the file: by now the schedule (every minute) and the sensors have ticked, so the
+# test rarely waits for the top of the next minute.
+AUTOMATION_QUERY = """{
+  instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
+  repositoriesOrError { ... on RepositoryConnection { nodes {
+    schedules { name scheduleState { status ticks(limit: 5) { status timestamp } } }
+    sensors { name sensorState { status ticks(limit: 5) { status timestamp } } } } } } }"""
+
+
+def test_dagster_dev_runs_the_schedules_and_sensors_with_the_daemon(demo):
+    deadline = time.monotonic() + 240
+    while True:
+        data = graphql(demo.port, AUTOMATION_QUERY)["data"]
+        daemons = {d["daemonType"]: d for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
+        repo = data["repositoriesOrError"]["nodes"][0]
+        schedules = {s["name"]: s["scheduleState"] for s in repo["schedules"]}
+        sensors = {s["name"]: s["sensorState"] for s in repo["sensors"]}
+        watched = (schedules["market_after_close_schedule"], sensors["market_gap_sensor"],
+                   sensors["run_notification_sensor"])
+        ticked = all(_finished_ticks(state) for state in watched)
+        if ticked and all(daemons[t]["healthy"] for t in ("SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR")):
+            break
+        assert time.monotonic() < deadline, json.dumps({"daemons": daemons, "schedules": schedules,
+                                                        "sensors": sensors})[:3000]
+        time.sleep(3)
+    assert {n: s["status"] for n, s in schedules.items()} == {
+        "market_after_close_schedule": "RUNNING", "reference_data_schedule": "RUNNING"}
+    assert {n: s["status"] for n, s in sensors.items()} == {
+        "market_gap_sensor": "RUNNING", "run_notification_sensor": "RUNNING", "finance_disclosure_sensor": "STOPPED",
+        "derived_automation_sensor": "RUNNING"}
+    # The daemon evaluated each of them; none raised.
+    for state in watched:
+        assert {t["status"] for t in _finished_ticks(state)} <= {"SUCCESS", "SKIPPED"}, state
+
+
+def _finished_ticks(state: dict) -> list[dict]:
+    return [t for t in state["ticks"] if t["status"] != "STARTED"]
