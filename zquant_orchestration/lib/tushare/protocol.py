@@ -109,10 +109,11 @@ def decode_request(path: str, body: bytes) -> Request:
 
 
 def encode_reply(code: int, msg: str, fields: list[str] | None = None, items: list[list] | None = None) -> bytes:
+    """A reply body as Tushare sends it: UTF-8 JSON, missing values as null. orjson, as for
+    decoding: a full-market day encodes several times faster than with the json module,
+    and the local server's encoding was a fifth of its CPU in the test suite."""
     data = {"fields": fields or [], "items": items or []} if code == CODE_OK else None
-    return json.dumps({"request_id": "", "code": code, "msg": msg, "data": data}, ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return orjson.dumps({"request_id": "", "code": code, "msg": msg, "data": data})
 
 
 @dataclass(frozen=True)
