@@ -96,6 +96,17 @@ def warehouse(kind: str, workdir: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def instance_database(kind: str, work: Path) -> Iterator[str | None]:
+    """Where the Dagster instance keeps runs and events: None for the shipped SQLite one,
+    else a new Postgres database (dropped afterwards) for deploy/postgres/dagster.yaml."""
+    if kind == "sqlite":
+        yield None
+        return
+    with warehouse("postgres", work) as url:
+        yield url
+
+
 def count_rows(url: str, table: str, day: str | None = None) -> int:
     from sqlalchemy import create_engine, text
 
@@ -124,12 +135,22 @@ def workdir(keep: bool = False) -> Iterator[Path]:
 
 
 def dagster_env(work: Path, server: Server, warehouse_url: str, calls_per_minute: int | None = None,
-                **extra: str) -> dict[str, str]:
-    """The environment of a deployment: the shipped dagster.yaml in a new DAGSTER_HOME."""
+                instance_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a deployment: the shipped dagster.yaml in a new DAGSTER_HOME, or,
+    with ``instance_url`` (a Postgres database, see ``instance_database``), the production
+    one (deploy/postgres/dagster.yaml) on that database."""
     home = work / "dagster_home"
     home.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shipped = ROOT / "deploy" / "postgres" / "dagster.yaml" if instance_url else ROOT / "dagster.yaml"
+    shutil.copy(shipped, home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TUSHARE_", "ZQUANT_", "DAGSTER_"))}
+    if instance_url:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(instance_url)
+        env.update(DAGSTER_PG_HOST=url.host or "127.0.0.1", DAGSTER_PG_PORT=str(url.port or 5432),
+                   DAGSTER_PG_USER=url.username or "postgres", DAGSTER_PG_PASSWORD=url.password or "",
+                   DAGSTER_PG_DB=url.database)
     env.update(DAGSTER_HOME=str(home), TUSHARE_HTTP_URL=server.url, ZQUANT_WAREHOUSE_URL=warehouse_url,
                ZQUANT_QUOTA_DIR=str(work / "quota"), ZQUANT_DATA_DIR=str(work / "data"), **extra)
     # No quota set: as good as none (the server enforces none either).

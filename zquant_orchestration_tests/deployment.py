@@ -49,6 +49,12 @@ def unit_command(unit: str) -> list[str]:
     raise AssertionError(f"{unit} has no ExecStart")
 
 
+def shipped_env() -> dict[str, str]:
+    """The variables of deploy/zquant.env.example."""
+    lines = (DEPLOY / "zquant.env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
 def require_program(name: str) -> str:
     """A Debian program the test needs (.ci/run installs it); CI fails without it, a laptop skips."""
     found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
@@ -121,6 +127,9 @@ def start_deployment(folder: Path, tushare_url: str) -> Deployment:
         "DAGSTER_PG_DB": instance_url.rsplit("/", 1)[1],
         "ZQUANT_WAREHOUSE_URL": warehouse_url,
         "TUSHARE_HTTP_URL": tushare_url,
+        # As the shipped environment file sets it: the backfill and UI tests then check
+        # partition statuses recorded through Dagster's batched event writes.
+        "DAGSTER_EVENT_BATCH_SIZE": shipped_env()["DAGSTER_EVENT_BATCH_SIZE"],
     })
     web_port = free_port()
     deployment = Deployment(folder, env, web_port, warehouse_url, instance_url)
