@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,11 +52,14 @@ def main() -> None:
                   flush=True)
         harness.land_reference_data(env)
         before = len(server.requests())
+        server_cpu, own_cpu = harness.cpu_seconds(server.process.pid), harness.cpu_seconds(os.getpid())
 
         cli = harness.materialize(env, ",".join(harness.MARKET_APIS), partition_range=(days[0], days[-1]),
                                   sample_memory=True)
         run = harness.last_run(env)
         requests = server.requests()[before:]
+        cli.cpu_seconds["local Tushare server"] = harness.cpu_seconds(server.process.pid) - server_cpu
+        cli.cpu_seconds["this script (its sampling)"] = harness.cpu_seconds(os.getpid()) - own_cpu
         report(args, days, cli, run, requests, url)
 
 
@@ -101,6 +105,11 @@ def report(args, days, cli: harness.CliResult, run: harness.RunReport, requests:
     print(harness.table([[label, round(mb)] for label, mb in memory]
                         + [["all processes together, at their peak", round(cli.peak_total_rss_mb)]],
                         ["process", "peak RSS MB"]))
+    print()
+    cpu = sorted(cli.cpu_seconds.items(), key=lambda kv: -kv[1])
+    print(harness.table([[label, round(seconds, 1)] for label, seconds in cpu]
+                        + [["all together", round(sum(cli.cpu_seconds.values()), 1)]],
+                        ["process (all of its kind)", "CPU s"]))
 
 
 if __name__ == "__main__":
