@@ -103,3 +103,20 @@ def test_a_warehouse_made_before_the_trading_day_index_gains_it(warehouse):
         names = {i["name"] for i in inspect(conn).get_indexes("daily_bars")}
     fresh.engine.dispose()
     assert "ix_daily_bars_trade_date" in names
+
+
+def test_sqlite_writes_reach_the_database_file_itself(tmp_path):
+    """A write is copied from SQLite's write-ahead log into the database file once it has
+    committed (outside the writers' lock), so a copy of warehouse.sqlite alone, the way people
+    back it up, holds every row written before it."""
+    import shutil
+    import sqlite3
+
+    wh = Warehouse(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    for day in ("20240102", "20240103"):
+        wh.replace_rows("daily_bars", bars(day, ["000001.SZ", "600000.SH"]), {"trade_date": [day]})
+    shutil.copy(tmp_path / "warehouse.sqlite", tmp_path / "copy.sqlite")
+    wh.engine.dispose()
+    copy = sqlite3.connect(tmp_path / "copy.sqlite")
+    assert copy.execute("SELECT COUNT(*) FROM daily_bars").fetchone() == (4,)
+    copy.close()
