@@ -120,3 +120,33 @@ def test_sqlite_writes_reach_the_database_file_itself(tmp_path):
     copy = sqlite3.connect(tmp_path / "copy.sqlite")
     assert copy.execute("SELECT COUNT(*) FROM daily_bars").fetchone() == (4,)
     copy.close()
+
+
+def test_values_of_another_python_type_land_as_the_column_type(warehouse):
+    """Tushare sends some codes as numbers and some flags as text; each lands as its column's
+    type (Postgres is loaded in its binary COPY format, which sends every value typed)."""
+    income = pd.DataFrame({"ts_code": ["000001.SZ", "600000.SH"], "ann_date": ["19901219", None],
+                           "end_date": ["19901231", "20241231"], "report_type": [1, 2.0], "comp_type": ["2", None],
+                           "basic_eps": ["0.25", None], "update_flag": ["1", 0.0]})
+    warehouse.replace_rows("income", income, {"end_date": ["19901231", "20241231"]})
+    landed = warehouse.read("income").sort_values("ts_code")
+    assert landed.report_type.tolist() == ["1", "2"]
+    assert landed.comp_type.iloc[0] == "2" and pd.isna(landed.comp_type.iloc[1])
+    assert landed.ann_date.iloc[0] == date(1990, 12, 19) and pd.isna(landed.ann_date.iloc[1])
+    assert landed.end_date.tolist() == [date(1990, 12, 31), date(2024, 12, 31)]
+    assert landed.basic_eps.iloc[0] == 0.25 and pd.isna(landed.basic_eps.iloc[1])
+    assert [int(v) for v in landed.update_flag] == [1, 0]
+    names = pd.DataFrame({"ts_code": ["000001.SZ"], "name": ["平安银行"], "list_date": ["19910403"]})
+    warehouse.replace_rows("stock_basic", names)
+    assert warehouse.read("stock_basic").name.tolist() == ["平安银行"]
+
+
+@pytest.mark.parametrize("column, value", [("limit_status", 1.5), ("limit_status", 70000), ("close", "n/a")])
+def test_a_value_the_column_cannot_hold_fails_the_write_and_keeps_the_old_rows(warehouse, column, value):
+    basic = pd.DataFrame({"ts_code": ["000001.SZ"], "trade_date": ["20240102"], "close": [10.0],
+                          "limit_status": [1]})
+    warehouse.replace_rows("daily_basic", basic, {"trade_date": ["20240102"]})
+    with pytest.raises(ValueError, match=f"daily_basic.{column} cannot hold a value .*nothing was written"):
+        warehouse.replace_rows("daily_basic", basic.assign(**{column: [value]}), {"trade_date": ["20240102"]})
+    landed = warehouse.read("daily_basic")
+    assert landed.close.tolist() == [10.0] and landed.limit_status.tolist() == [1]
