@@ -52,6 +52,16 @@ def test_evening_schedule_requests_the_trading_day_and_skips_a_holiday():
     assert ticks == ("Asia/Shanghai", "30 18 * * 1-5")
 
 
+def test_a_pinned_today_is_the_day_the_schedule_asks_for_whatever_the_tick(monkeypatch):
+    tick = datetime(2024, 10, 8, 18, 30, tzinfo=SHANGHAI)  # a trading day
+    monkeypatch.setenv("ZQUANT_TODAY", "2024-10-01")  # National Day
+    skipped = evaluate_schedule(tick)
+    assert isinstance(skipped, dg.SkipReason) and "2024-10-01 is not an SSE trading day" in skipped.skip_message
+    monkeypatch.setenv("ZQUANT_TODAY", "2024-10-09")
+    request = evaluate_schedule(tick)
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2024-10-09"
+
+
 def test_the_scheduled_run_lands_the_stock_list_and_the_day_then_checks_the_day_against_the_list(
         tmp_path, local_server):
     server = local_server()

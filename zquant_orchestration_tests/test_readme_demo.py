@@ -50,9 +50,12 @@ def demo(tmp_path_factory):
     """`zquant-demo --month 2024-01` in a fresh folder, until its `dagster dev` answers.
 
     The market schedule's cron is set to every minute so that the test sees the daemon tick
-    it (README: ZQUANT_MARKET_CRON); on a day that is not a trading day the tick skips. The
-    example workflow is loaded (ZQUANT_TASKS_FILE), and the gap sensor looks back one day
-    only, so its runs do not crowd the queue the tests use. The automation sensor ticks every
+    it (README: ZQUANT_MARKET_CRON), and today is pinned to Saturday 2024-01-27 (ZQUANT_TODAY)
+    so that each tick skips: on a real trading day every tick launched a run for a day the
+    local server has no data for, and those runs and their retries crowded the queue the
+    tests use (the suite took a minute longer on weekdays). The gap sensor looks back one
+    day from there, to 2024-01-26, which the demo lands. The example workflow is loaded
+    (ZQUANT_TASKS_FILE). The automation sensor ticks every
     10 s instead of 30 (ZQUANT_AUTOMATION_INTERVAL_SECONDS), so that the script task's rerun
     is not a minute of waiting."""
     folder = tmp_path_factory.mktemp("demo")
@@ -63,6 +66,7 @@ def demo(tmp_path_factory):
     env["ZQUANT_MARKET_CRON"] = "* * * * *"
     env["ZQUANT_TASKS_FILE"] = str(REPO / "examples" / "workflow" / "tasks.yaml")
     env["ZQUANT_GAP_LOOKBACK_DAYS"] = "1"
+    env["ZQUANT_TODAY"] = "2024-01-27"
     env["ZQUANT_AUTOMATION_INTERVAL_SECONDS"] = "10"
     port = free_port()
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would

@@ -8,7 +8,8 @@ day, for the evening schedule.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import os
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -17,6 +18,13 @@ from zquant_orchestration.lib.trading_calendar import TradingCalendar, load_cale
 from zquant_orchestration.lib.warehouse import default_url
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def pinned_today() -> date | None:
+    """``ZQUANT_TODAY`` (YYYY-MM-DD): the day the market schedule and the gap sensor take for
+    today, instead of the clock's, for replays and tests; None when not set."""
+    pinned = os.environ.get("ZQUANT_TODAY")
+    return date.fromisoformat(pinned) if pinned else None
 
 
 def build_trading_day_partitions(calendar: TradingCalendar) -> dg.TimeWindowPartitionsDefinition:

@@ -5,7 +5,8 @@ enable/disable/pause/resume; see README "Automation".
   after Tushare publishes the day), the stock list and that trading day's market data in
   ONE run: the market assets do not wait for ``stock_basic`` (a ``trade_date`` call needs
   no stock list), only the check of the day's bars against the listed stocks does, so the
-  day's rows land seconds sooner. Holidays skip.
+  day's rows land seconds sooner. Holidays skip. ``ZQUANT_TODAY`` pins the day it asks for
+  (replays, tests), as it pins the gap sensor's today.
 - ``reference_data_schedule``: the calendars and the stock list every morning (08:00), so
   next year's holidays and new listings arrive without anyone asking.
 """
@@ -20,7 +21,7 @@ from zquant_orchestration.defs.derived.assets import daily_hfq
 
 from .assets import MARKET_CHECKS, adj_factor, daily_bars, daily_basic, stock_basic
 from .jobs import reference_data_job
-from .partitions import SHANGHAI, trading_days
+from .partitions import SHANGHAI, pinned_today, trading_days
 
 MARKET_CRON = os.environ.get("ZQUANT_MARKET_CRON", "30 18 * * 1-5")
 REFERENCE_CRON = os.environ.get("ZQUANT_REFERENCE_CRON", "0 8 * * *")
@@ -43,7 +44,7 @@ daily_market_job = dg.define_asset_job(
              default_status=dg.DefaultScheduleStatus.RUNNING,
              description="After the close on trading days: the day's market data (holidays skip).")
 def market_after_close_schedule(context: dg.ScheduleEvaluationContext):
-    day = context.scheduled_execution_time.astimezone(SHANGHAI).date().isoformat()
+    day = (pinned_today() or context.scheduled_execution_time.astimezone(SHANGHAI).date()).isoformat()
     if not trading_days.has_partition_key(day):
         return dg.SkipReason(f"{day} is not an SSE trading day: nothing to fetch")
     return dg.RunRequest(run_key=day, partition_key=day, tags={"zquant/trigger": "schedule"})

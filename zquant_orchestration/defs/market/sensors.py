@@ -20,7 +20,7 @@ from zquant_orchestration.lib.run_tags import IN_PROGRESS, PARTITION, RANGE_END,
 
 from .assets import MARKET_TABLES
 from .jobs import market_data_job
-from .partitions import SHANGHAI, trading_days
+from .partitions import SHANGHAI, pinned_today, trading_days
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -94,6 +94,5 @@ def market_gap_sensor(context: dg.SensorEvaluationContext):
 
 
 def _today(context: dg.SensorEvaluationContext) -> date:
-    """Shanghai's today; ZQUANT_TODAY (YYYY-MM-DD) pins it for replays and tests."""
-    pinned = os.environ.get("ZQUANT_TODAY")
-    return date.fromisoformat(pinned) if pinned else datetime.now(SHANGHAI).date()
+    """Shanghai's today, or the day ZQUANT_TODAY pins (``pinned_today``)."""
+    return pinned_today() or datetime.now(SHANGHAI).date()
