@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--instance", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--event-batch-size", type=int, default=0)
     args = parser.parse_args()
+    print(harness.machine_line(), flush=True)
 
     extra = {"DAGSTER_EVENT_BATCH_SIZE": str(args.event_batch_size)} if args.event_batch_size else {}
     with harness.workdir() as work, harness.tushare_server(work) as server, \

@@ -29,6 +29,47 @@ MARKET_APIS = {"daily_bars": "daily", "adj_factor": "adj_factor", "daily_basic":
 POSTGRES_ADMIN_URL = os.environ.get("ZQUANT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+# --- the machine -----------------------------------------------------------------------------
+
+def machine_line() -> str:
+    """What the figures were measured on, and how fast it was at the time.
+
+    Machines of the project's kind differ: the same code measured 33.9 s for a year's
+    SQLite sync on one (session 8) and 16.5 s on another (session 9). The calibration is
+    the same single-core work on every machine (keyed SQLite inserts, as the warehouse
+    does), so figures from two machines can be set side by side."""
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (f"machine: {model}, {os.cpu_count()} cores; calibration {calibrate():.2f}s "
+            "(one core: 300,000 keyed rows into SQLite, python bench/harness.py)")
+
+
+def calibrate(rows: int = 300_000) -> float:
+    """Seconds for a fixed piece of single-core work like the warehouse's: rows of a text
+    key, a date and ten doubles into a table keyed on (code, date), in batches in key order."""
+    import sqlite3
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = sqlite3.connect(Path(folder) / "calibrate.sqlite")
+        db.execute("CREATE TABLE t (code TEXT, day TEXT, " + ", ".join(f"v{i} REAL" for i in range(10))
+                   + ", PRIMARY KEY (code, day))")
+        codes = [f"{n:06d}.SZ" for n in range(5_000)]
+        started = time.perf_counter()
+        per_day = len(codes)
+        for first in range(0, rows // per_day, 20):  # 20 days a transaction, like a batch of days
+            batch = [(code, f"2024-{day:04d}", *(float(i + day) for i in range(10)))
+                     for code in codes for day in range(first, first + 20)]
+            with db:
+                db.executemany("INSERT INTO t VALUES (" + ", ".join("?" * 12) + ")", batch)
+        seconds = time.perf_counter() - started
+        db.close()
+    return seconds
+
+
 # --- the source ------------------------------------------------------------------------------
 
 @dataclass
@@ -416,3 +457,7 @@ def _fmt(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+if __name__ == "__main__":
+    print(machine_line())

@@ -33,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--warehouse", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
+    print(harness.machine_line(), flush=True)
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
 
     with harness.workdir() as work, harness.tushare_server(work, as_of=today.replace("-", "")) as server, \

@@ -36,6 +36,7 @@ def main() -> None:
                         help="let the server render each reply when asked (its CPU then competes with ours)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    print(harness.machine_line(), flush=True)
 
     with harness.workdir(args.keep) as work, \
             harness.tushare_server(work, calls_per_minute=args.quota or None) as server, \
