@@ -1,6 +1,9 @@
 """The code location: every asset, check, job, sensor and resource, assembled in one place."""
 
+import os
+
 import dagster as dg
+import pyarrow as pa
 
 from zquant_orchestration.defs.derived.assets import daily_factors, daily_hfq
 from zquant_orchestration.defs.derived.sensors import derived_automation_sensor
@@ -33,6 +36,15 @@ from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 # the IO manager's module). Left out, each step spent ~1 s of CPU importing the last two
 # (py-spy of a `dagster asset materialize` range run, docs/benchmarks.md).
 STEP_PRELOAD_MODULES = ["dagster", "dagster._core.storage.base_storage", "upath", "zquant_orchestration.definitions"]
+
+# Arrow's default allocator (mimalloc) holds on to memory that one thread allocated and
+# another freed until the first allocates again, and that is how a market step works: its
+# fetch thread decodes the day frames, its writing thread drops them once written. With it a
+# step of the year's sync peaked at 375-405 MB (issue #8's line is 400), with the C library's
+# allocator at 355-356 MB, as fast (docs/benchmarks.md). Set here, before any step forks
+# from this module; ARROW_DEFAULT_MEMORY_POOL, where someone set it, still decides.
+if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    pa.set_memory_pool(pa.system_memory_pool())
 
 CORE_ASSETS = [trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq, daily_factors, *FINANCE_ASSETS]
 

@@ -50,3 +50,17 @@ def test_the_finance_sensor_is_on_by_default_only_with_a_token():
              "print(defs.get_sensor_def('finance_disclosure_sensor').default_status.value)\n")
     assert run([sys.executable, "-c", probe], TUSHARE_TOKEN="t").stdout.split()[-1] == "RUNNING"
     assert run([sys.executable, "-c", probe]).stdout.split()[-1] == "STOPPED"
+
+
+def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
+    # Arrow's mimalloc kept day frames freed by the writing thread: a year's sync step went
+    # over issue #8's 400 MB with it (docs/benchmarks.md). Forked steps inherit the choice.
+    probe = ("import os, pyarrow as pa\n"
+             "from zquant_orchestration.definitions import defs\n"
+             "pid = os.fork()\n"
+             "if pid == 0:\n"
+             "    print(pa.default_memory_pool().backend_name, flush=True)\n"
+             "    os._exit(0)\n"
+             "os.waitpid(pid, 0)\n")
+    assert run([sys.executable, "-c", probe]).stdout.split()[-1] == "system"
+    assert run([sys.executable, "-c", probe], ARROW_DEFAULT_MEMORY_POOL="mimalloc").stdout.split()[-1] == "mimalloc"
