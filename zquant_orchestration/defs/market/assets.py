@@ -214,21 +214,29 @@ def _land_days(context, table: MarketTable, tushare: TushareResource, wh: Wareho
         for batch in prefetcher.batches(max_size=WRITE_BATCH_ROWS):
             started = time.perf_counter()
             batch_days = [d for d, _ in batch]
-            frame = pd.concat([f for _, f in batch], ignore_index=True)
-            batch.clear()  # the days' frames are in `frame` now: let them go while it is written
             # unique() first: iterating an Arrow-backed column element by element cost a
             # fifth of the writing thread's time (py-spy, docs/benchmarks.md).
-            stocks.update(frame.ts_code.unique())
-            rows += wh.replace_rows(table.asset_name, frame, {"trade_date": batch_days})
+            stocks.update(*(f.ts_code.unique() for _, f in batch))
+            # The batch is handed over as one frame that nothing here keeps: the warehouse
+            # holds a single copy of it while converting (a step's peak memory, issue #8).
+            written = wh.replace_rows(table.asset_name, _one_frame(batch), {"trade_date": batch_days})
+            rows += written
             write_seconds += time.perf_counter() - started
             fetched += len(batch_days)
-            context.log.debug(f"{table.asset_name}: {len(frame)} rows of {len(batch_days)} days written "
+            context.log.debug(f"{table.asset_name}: {written} rows of {len(batch_days)} days written "
                               f"({batch_days[0]}..{batch_days[-1]})")
     if held & set(days):
         context.log.info(f"{table.asset_name}: skipped {len(held & set(days))} days already landed "
                          "(force_refresh: true refetches them)")
     return {"rows": rows, "stocks": len(stocks), "days_fetched": fetched,
             "days_already_landed": len(held & set(days)), "write_ms": round(write_seconds * 1000, 1)}
+
+
+def _one_frame(batch: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """The batch's day frames as one; the days' own frames are let go."""
+    frame = pd.concat([f for _, f in batch], ignore_index=True)
+    batch.clear()
+    return frame
 
 
 def _refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: Warehouse, days: list[str],
