@@ -6,10 +6,12 @@ A run covers a range of periods (``BackfillPolicy.single_run()``):
   period's end bounds ann_date; a single period uses ``period``), so a 17-year history costs
   one call per stock, not one per stock and period;
 - ``vip`` mode makes one ``*_vip(period=...)`` call (plus pages) per period.
-Rows are staged, then each period moves into its table in one transaction. A stock that
-still fails after the client's retries is recorded (see failures.py) and the run goes on
-with the others; at the end the run fails while any stock of its periods is missing, so a
-partition is only marked materialized when complete.
+Rows are staged, then each period moves into its table in one transaction. A stock whose
+call still fails after the client's retries, or whose reply cannot be kept (garbage, a value
+its column cannot hold), is recorded (see failures.py) and the run goes on with the others;
+only an account-level refusal (token, permission, daily cap) stops it at once. At the end
+the run fails while any stock of its periods is missing, so a partition is only marked
+materialized when complete.
 """
 
 from collections.abc import Iterator
@@ -30,9 +32,15 @@ from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.report_periods import parse_period
 from zquant_orchestration.lib.run_tags import IN_PROGRESS
-from zquant_orchestration.lib.tushare import TushareUnavailableError
+from zquant_orchestration.lib.tushare import (
+    TushareAuthError,
+    TushareError,
+    TusharePermissionError,
+    TushareUnavailableError,
+)
 from zquant_orchestration.lib.tushare.catalog import api_fields
 from zquant_orchestration.lib.warehouse import Warehouse
+from zquant_orchestration.lib.warehouse.errors import DATABASE_ERRORS
 from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES, version_keys
 
 from . import failures
@@ -54,6 +62,11 @@ class FinanceRunConfig(dg.Config):
     stocks: list[StockCode] = Field(
         default_factory=list,
         description="Sync only these ts_codes (e.g. ['600519.SH']); empty: the configured universe.")
+
+
+# A bad token, a missing permission or a used-up daily cap fails every stock alike: the run
+# stops at once with the cause instead of spending a call on each stock.
+ACCOUNT_ERRORS = (TushareAuthError, TusharePermissionError)
 
 
 class BadReplyError(TushareUnavailableError):
@@ -169,18 +182,31 @@ def _sync_by_stock(context, tushare: TushareResource, wh: Warehouse, api: str, k
     for i, code in enumerate(stocks, 1):
         params = {"ts_code": code, "period": keys[0]} if len(keys) == 1 else {"ts_code": code, "start_date": keys[0]}
         try:
-            with failing_fast_on_permanent_errors():
-                frame = tushare.query(api, params, fields=api_fields(api))
-            frame = _validated(api, frame, params, code=code)
-        except TushareUnavailableError as exc:
-            failed[code] = str(exc)[:300]
-            context.log.warning(f"{api} {code}: {exc}")
+            frame = _validated(api, tushare.query(api, params, fields=api_fields(api)), params, code=code)
+            if not frame.empty:  # a stock without reports may come back without columns too
+                wh.stage_rows(api, context.run.run_id, frame[frame.end_date.isin(wanted_periods)])
+        except ACCOUNT_ERRORS as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        except DATABASE_ERRORS:
+            raise  # no stock's fault: the step fails, and its retries take over
+        except Exception as exc:
+            # Whatever else goes wrong with one stock's reply (a transient fault past the
+            # client's retries, garbage, a value its column cannot hold) is that stock's.
+            failed[code] = _one_line(exc)
+            context.log.warning(f"{api} {code}: {failed[code]}")
             continue
-        wh.stage_rows(api, context.run.run_id, frame[frame.end_date.isin(wanted_periods)])
         landed.add(code)
         if i % 500 == 0:
             context.log.info(f"{api}: {i} of {len(stocks)} stocks")
     return landed, failed
+
+
+def _one_line(exc: Exception) -> str:
+    """The error as a stock's failure record keeps it: one line, its kind named unless ours."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if not isinstance(exc, TushareError):
+        text = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    return text[:300]
 
 
 def _sync_by_period(context, tushare: TushareResource, wh: Warehouse, api: str, keys: list[str],

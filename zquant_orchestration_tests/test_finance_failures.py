@@ -1,0 +1,103 @@
+"""Finance failures are per stock and per period: a reply one stock's rows cannot be kept
+from fails that stock alone, recorded and retried, and an attempt limit reached in one
+period holds no stock back from another."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from zquant_orchestration.defs.finance import failures
+from zquant_orchestration.lib.warehouse import Warehouse
+
+from .dialects import sqlite_url
+from .finance_helpers import (
+    execute_request,
+    finance_resources,
+    materialize_periods,
+    truth_finance,
+    warehouse_finance,
+)
+from .market_helpers import materialize_reference
+from .test_finance_assets import _finance_assets, tick
+
+BAD = "000002.SZ"
+UNIVERSE = ["000001.SZ", BAD, "600519.SH"]  # one stock before the bad one, one after
+
+
+class DashInRevenue:
+    """The shared dataset, except that one stock's income carries "--" in ``revenue``, as a
+    source does for a figure it does not have. ``code = None`` heals it."""
+
+    def __init__(self, dataset, code: str | None):
+        self.dataset, self.code = dataset, code
+
+    def query(self, api_name: str, params: dict) -> pd.DataFrame:
+        frame = self.dataset.query(api_name, params)
+        if api_name == "income" and params.get("ts_code") == self.code and not frame.empty:
+            revenue = frame.revenue.astype(object)
+            revenue.iloc[0] = "--"
+            frame = frame.assign(revenue=revenue)
+        return frame
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
+
+
+def test_a_value_its_column_cannot_hold_fails_that_stock_only_recorded_and_retried(tmp_path, dataset, local_server):
+    source = DashInRevenue(dataset, BAD)
+    server = local_server(dataset=source)
+    url = sqlite_url(tmp_path)
+    resources = finance_resources(server, url, universe=UNIVERSE, today="2024-12-31")
+    income = dg.AssetKey("income")
+    only_income = [a for a in _finance_assets() if a.key == income]
+    with dg.instance_for_test() as instance:
+        materialize_reference(resources, instance)
+        first = materialize_periods("20240331", "20240930", resources, instance, assets=only_income,
+                                    raise_on_error=False)
+        assert not first.success
+        # The stocks before and after the bad one landed; the bad one is recorded with its error.
+        wh = Warehouse(url)
+        assert set(wh.query("SELECT DISTINCT ts_code FROM income").ts_code) == {"000001.SZ", "600519.SH"}
+        records = failures.latest_records(instance, income)
+        for period in ("20240331", "20240630", "20240930"):
+            assert set(records[period]) == {BAD}
+            assert records[period][BAD].attempts == 1
+            assert "income.revenue cannot hold a value" in records[period][BAD].error
+        message = first.get_step_failure_events()[0].step_failure_data.error.message
+        assert f"{BAD}: ValueError: stage_income.revenue cannot hold a value" in message
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(income, "no_failed_stocks")])[dg.AssetCheckKey(income, "no_failed_stocks")]
+        evaluation = check.event.dagster_event.event_specific_data
+        assert evaluation.passed is False
+        listed = json.dumps([r.data for r in evaluation.metadata["failures"].value.records])
+        assert BAD in listed and "revenue" in listed
+
+        # The sensor retries it; once the source sends a number, the retry completes the periods.
+        retries = [r for r in tick(instance, resources).run_requests if r.tags["zquant/finance"] == "retry"]
+        assert [r.run_config["ops"]["income"]["config"]["stocks"] for r in retries] == [[BAD]]
+        source.code = None
+        assert execute_request(retries[0], resources, instance).success
+        assert failures.latest_records(instance, income)["20240930"] == {}
+        got = warehouse_finance(url, "income")
+        want = truth_finance(dataset, "income", "20240331", "20240930", UNIVERSE)
+        pd.testing.assert_frame_equal(got, want[list(got.columns)], check_dtype=False)
+        wh.engine.dispose()
+
+
+def test_a_refusal_of_the_account_stops_the_run_at_the_first_stock(tmp_path, dataset, local_server):
+    server = local_server(denied_apis=("income",))  # the account lacks the points for income
+    url = sqlite_url(tmp_path)
+    resources = finance_resources(server, url, universe=UNIVERSE)
+    with dg.instance_for_test() as instance:
+        materialize_reference(resources, instance)
+        result = materialize_periods("20240930", "20240930", resources, instance,
+                                     assets=[a for a in _finance_assets() if a.key.path == ["income"]],
+                                     raise_on_error=False)
+        assert not result.success
+        message = result.get_step_failure_events()[0].step_failure_data.error.message
+        assert "Tushare refused income for lack of permission" in message
+        assert len([r for r in server.requests if r.get("api") == "income"]) == 1, "not one call per stock"
+        assert failures.latest_records(instance, dg.AssetKey("income")) == {}, "no stock's failure: the account's"
