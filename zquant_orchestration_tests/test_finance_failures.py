@@ -87,6 +87,36 @@ def test_a_value_its_column_cannot_hold_fails_that_stock_only_recorded_and_retri
         wh.engine.dispose()
 
 
+def test_an_attempt_limit_reached_in_one_period_holds_the_stock_back_there_only(tmp_path, dataset, local_server):
+    server = local_server()
+    url = sqlite_url(tmp_path)
+    disclosed = dataset.finance.query("disclosure_date", {"end_date": "20240930"})
+    out = disclosed[disclosed.actual_date.notna() & (disclosed.actual_date.astype(str) <= "20241030")]
+    old_failure, failing_now, exhausted_now = sorted(out.ts_code)[:3]
+    resources = finance_resources(server, url, universe=[old_failure, failing_now, exhausted_now],
+                                  max_stock_attempts=3, today="2024-10-30")
+    income = dg.AssetKey("income")
+    with dg.instance_for_test() as instance:
+        materialize_reference(resources, instance)
+        for period, record in (("20150331", {old_failure: failures.FailedStock("code 50101", 3)}),
+                               ("20240930", {failing_now: failures.FailedStock("code 50101", 1),
+                                             exhausted_now: failures.FailedStock("code 50101", 3)})):
+            instance.report_runless_asset_event(failures.observation(income, period, record))
+
+        requests = tick(instance, resources).run_requests
+        q3 = [r for r in requests if r.tags["zquant/finance"] == "incremental"
+              and r.tags["dagster/asset_partition_range_end"] == "20240930"]
+        assert len(q3) == 1
+        stocks = q3[0].run_config["ops"]
+        # 2015Q1's exhausted stock is asked for its new 2024Q3 report, in every statement.
+        assert stocks["income"]["config"]["stocks"] == [old_failure]
+        for api in ("balancesheet", "cashflow", "fina_indicator"):
+            assert stocks[api]["config"]["stocks"] == sorted([old_failure, failing_now, exhausted_now])
+        # In 2024Q3 itself the stock below the limit is retried, the exhausted one is left failed.
+        retries = [r for r in requests if r.tags["zquant/finance"] == "retry"]
+        assert [r.run_config["ops"]["income"]["config"]["stocks"] for r in retries] == [[failing_now]]
+
+
 def test_a_refusal_of_the_account_stops_the_run_at_the_first_stock(tmp_path, dataset, local_server):
     server = local_server(denied_apis=("income",))  # the account lacks the points for income
     url = sqlite_url(tmp_path)

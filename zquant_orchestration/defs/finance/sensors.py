@@ -5,7 +5,8 @@ Each tick, for every period still inside its filing window (deadline plus grace 
 1. one ``disclosure_date(end_date=period)`` call (plus pages) lists the stocks whose report
    is out; those without a row in a statement table are synced, one call each per API;
 2. after the deadline, listed stocks still without a row are tried too, once a day;
-3. stocks recorded as failed (failures.py) are retried until ``max_stock_attempts``.
+3. stocks recorded as failed (failures.py) are retried until ``max_stock_attempts``; the
+   limit holds for the period where it was reached, not for the stock's other periods.
 An incremental run covers the period and ``restatement_lookback_quarters`` before it, so a
 stock's call also lands restatements of its recent reports (in ``vip`` mode: every stock's).
 Nothing is requested while another finance run is queued or running: one writer at a time.
@@ -64,11 +65,12 @@ def finance_disclosure_sensor(context: dg.SensorEvaluationContext, tushare: Tush
 def _open_period_requests(log, tushare: TushareResource, wh: Warehouse, finance: FinanceSettings, today: date,
                           cursor: dict, records: dict[str, dict[str, failures.FailureRecord]]) -> list[dg.RunRequest]:
     """One run per open period for its disclosed (and, after the deadline, overdue) stocks
-    that have no row yet; stocks already failing are left to the retries. Run config names
+    that have no row yet; stocks already failing in that period are left to the retries (or,
+    at the attempt limit, left failed there), while a failure of another period holds
+    nothing back: each period's attempts are its own. Run config names
     stocks by ``StockCode``, fixed when the code location loaded: a stock listed since waits
     (with a warning each tick) for the next reload, or Dagster would refuse the whole run."""
     known_keys = set(report_periods.get_partition_keys())
-    failing = {api: {code for record in recs.values() for code in record} for api, recs in records.items()}
     stocks = wh.read("stock_basic")
     if finance.universe:
         stocks = stocks[stocks.ts_code.isin(finance.universe)]
@@ -86,7 +88,7 @@ def _open_period_requests(log, tushare: TushareResource, wh: Warehouse, finance:
             cursor.setdefault("overdue", {})[key] = today.isoformat()
         work = {}
         for api in FINANCE_TABLES:
-            todo = wanted - wh.stocks_with_rows(api, "end_date", period) - failing[api]
+            todo = wanted - wh.stocks_with_rows(api, "end_date", period) - set(records[api].get(key, {}))
             if todo:
                 work[api] = sorted(todo)
         unnamed = sorted({code for todo in work.values() for code in todo} - NAMEABLE)
