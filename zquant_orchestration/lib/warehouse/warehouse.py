@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from .statements import lock_period, require_statement_table
 from .tables import FINANCE_TABLES, TABLES, metadata, version_keys
 
 DEFAULT_DATA_DIR = ".zquant"
@@ -281,6 +282,7 @@ class Warehouse:
         same_version = exists().where(staged, *[stage.c[k].is_not_distinct_from(table.c[k])
                                                 for k in version_keys(table_name)])
         with self._write_transaction() as conn:
+            lock_period(conn, table_name, period)
             replaced = conn.execute(table.delete().where(table.c.end_date == period, same_version)).rowcount
             landed = conn.execute(table.insert().from_select(
                 columns, select(*[stage.c[c] for c in columns]).where(staged))).rowcount
@@ -317,6 +319,7 @@ class Warehouse:
         Reads the ``<table>_pit`` view, which gives each version the interval
         [known_from, known_until) in which it was the newest known one.
         """
+        require_statement_table(table_name)
         self.ensure_schema()
         sql = f"SELECT * FROM {table_name}_pit WHERE known_from <= :as_of " \
               "AND (known_until IS NULL OR known_until > :as_of)"
