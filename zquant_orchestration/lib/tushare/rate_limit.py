@@ -163,7 +163,7 @@ class SharedCallLog:
             ahead.append(state.pop("blocked_until"))
         if state.get("learned_limit") and state["learned_limit"][1] > horizon:
             ahead.append(state.pop("learned_limit")[1])
-        if ahead:  # the calls' stamps go in _still_counts, with those a little ahead
+        if ahead:  # calls stamped ahead are dropped by _still_counts, with those a little ahead
             log.warning("Tushare quota file %s holds times up to %.0f s in the future (the clock went back); "
                         "dropped them", self.path, max(ahead) - now)
 
@@ -185,8 +185,8 @@ class SharedCallLog:
 
 def _well_formed(state) -> bool:
     """The shape _state writes: {"calls": {ticket: [stamp, 0|1]}, "blocked_until": stamp,
-    "learned_limit": [calls, stamp]}, the last two optional. Anything else would raise on
-    every call (or wait forever on a NaN)."""
+    "learned_limit": [calls, stamp]}, the last two optional. Anything else (a NaN too)
+    would raise on every call."""
     def number(value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
