@@ -3,10 +3,15 @@ late, and processes killed mid-call never put more than the limit into one windo
 
 from __future__ import annotations
 
+import json
+import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
+
+import pytest
 
 from zquant_orchestration.lib.tushare.rate_limit import STALE_WINDOWS, SharedCallLog, limiter_for
 
@@ -103,3 +108,47 @@ def test_the_file_names_the_api_but_never_holds_the_token(tmp_path):
     assert log.path.name.startswith("daily-")
     for f in tmp_path.iterdir():
         assert "secret-token-123" not in f.name and "secret-token-123" not in f.read_text()
+
+
+QUOTA_LOGGER = "zquant_orchestration.lib.tushare.rate_limit"
+
+
+@pytest.mark.parametrize("ahead", ["blocked_until", "learned_limit", "calls"])
+def test_a_block_or_stamp_from_before_the_clock_went_back_is_dropped(tmp_path, caplog, ahead):
+    """Stamps an hour ahead mean the clock stepped back: calls go on within a window (here
+    one second), not an hour later, and a warning names the file."""
+    path = tmp_path / "daily.json"
+    later = time.time() + 3600
+    state = {"calls": {f"old-{i}": [later, 1] for i in range(LIMIT)} if ahead == "calls" else {},
+             "blocked_until": later if ahead == "blocked_until" else 0.0}
+    if ahead == "learned_limit":
+        state["learned_limit"] = [1, later]  # without the drop: one call a window for the next two hours
+    path.write_text(json.dumps(state))
+    log = SharedCallLog(path, LIMIT, WINDOW)
+
+    def calls():
+        for _ in range(LIMIT):
+            log.done(log.acquire()[1])
+
+    with caplog.at_level(logging.WARNING, logger=QUOTA_LOGGER):
+        caller = threading.Thread(target=calls, daemon=True)  # a daemon: a regression waits, not the suite
+        caller.start()
+        caller.join(timeout=5)
+    assert not caller.is_alive(), "the calls went out within seconds, not an hour later"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and str(path) in warnings[0] and "future" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '{"calls": "x"}', '{"calls": {"a": 5}}',
+                                     '{"calls": {}, "blocked_until": "soon"}', '{"calls": {}, "learned_limit": 5}',
+                                     '{"calls": {}, "blocked_until": NaN}', "not json"])
+def test_a_quota_file_of_the_wrong_shape_is_started_afresh_with_one_warning(tmp_path, caplog, content):
+    path = tmp_path / "daily.json"
+    path.write_text(content)
+    log = SharedCallLog(path, LIMIT, WINDOW)
+    with caplog.at_level(logging.WARNING, logger=QUOTA_LOGGER):
+        log.done(log.acquire()[1])
+        log.done(log.acquire()[1])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and str(path) in warnings[0], warnings
+    assert len(json.loads(path.read_text())["calls"]) == 2, "the file is a quota log again"

@@ -122,6 +122,46 @@ def test_sqlite_writes_reach_the_database_file_itself(tmp_path):
     copy.close()
 
 
+def test_every_sqlite_connection_fsyncs_each_commit(tmp_path):
+    """synchronous=FULL (2) or EXTRA (3): a commit is on disk before the asset reports the
+    day materialized. NORMAL (1) leaves it in the OS cache until a checkpoint."""
+    wh = Warehouse(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    wh.replace_rows("daily_bars", bars("20240102", ["000001.SZ"]), {"trade_date": ["20240102"]})
+    with wh.engine.connect() as first, wh.engine.connect() as second:
+        levels = [conn.exec_driver_sql("PRAGMA synchronous").scalar() for conn in (first, second)]
+    wh.engine.dispose()
+    assert all(level in (2, 3) for level in levels), levels
+
+
+def test_a_day_written_while_a_reader_is_open_is_in_the_database_and_its_log(tmp_path, caplog):
+    """A reader holding an older snapshot stops the checkpoint short (and that is said at
+    debug level); the committed rows are then in the write-ahead log, which the commit
+    fsynced, so a copy of the two files as a power loss would leave them holds the day."""
+    import logging
+    import shutil
+    import sqlite3
+
+    caplog.set_level(logging.DEBUG, logger="zquant_orchestration.lib.warehouse.warehouse")
+    path = tmp_path / "warehouse.sqlite"
+    wh = Warehouse(f"sqlite:///{path}")
+    wh.replace_rows("daily_bars", bars("20240102", ["000001.SZ"]), {"trade_date": ["20240102"]})
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT COUNT(*) FROM daily_bars").fetchone() == (1,)
+    wh.replace_rows("daily_bars", bars("20240103", ["000001.SZ", "600000.SH"]), {"trade_date": ["20240103"]})
+    (tmp_path / "copy").mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{path}{suffix}", tmp_path / "copy" / f"warehouse.sqlite{suffix}")
+    copy = sqlite3.connect(tmp_path / "copy" / "warehouse.sqlite")
+    assert copy.execute("SELECT COUNT(*) FROM daily_bars").fetchone() == (3,)
+    copy.close()
+    reader.rollback()
+    reader.close()
+    wh.engine.dispose()
+    assert any("checkpoint" in r.getMessage() and "left" in r.getMessage() for r in caplog.records), \
+        "the checkpoint the reader stopped short is logged, not silently ignored"
+
+
 def test_values_of_another_python_type_land_as_the_column_type(warehouse):
     """Tushare sends some codes as numbers and some flags as text; each lands as its column's
     type (Postgres is loaded in its binary COPY format, which sends every value typed)."""

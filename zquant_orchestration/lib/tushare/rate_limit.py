@@ -25,6 +25,8 @@ import fcntl
 import hashlib
 import itertools
 import json
+import logging
+import math
 import os
 import tempfile
 import threading
@@ -37,6 +39,8 @@ IN_FLIGHT, ANSWERED = 0, 1
 # A call still "in flight" this many windows after it was sent belongs to a killed process.
 STALE_WINDOWS = 10
 LEARNED_LIMIT_SECONDS = 3600
+
+log = logging.getLogger(__name__)
 
 
 def default_quota_dir() -> Path:
@@ -129,6 +133,7 @@ class SharedCallLog:
             try:
                 state = self._read()
                 now = time.time()
+                self._drop_the_future(state, now)
                 state["calls"] = {ticket: call for ticket, call in state["calls"].items()
                                   if self._still_counts(call, now)}
                 yield state
@@ -149,16 +154,53 @@ class SharedCallLog:
         age = now - stamp
         return age < self.window if status == ANSWERED else age < self.window * STALE_WINDOWS
 
+    def _drop_the_future(self, state: dict, now: float) -> None:
+        """A block or stamp more than a window ahead cannot be right (we never write one):
+        the clock went back. Kept, it would hold every call until the clock caught up."""
+        horizon = now + self.window
+        ahead = [stamp for stamp, _ in state["calls"].values() if stamp > horizon]
+        if state.get("blocked_until", 0.0) > horizon:
+            ahead.append(state.pop("blocked_until"))
+        if state.get("learned_limit") and state["learned_limit"][1] > horizon:
+            ahead.append(state.pop("learned_limit")[1])
+        if ahead:  # calls stamped ahead are dropped by _still_counts, with those a little ahead
+            log.warning("Tushare quota file %s holds times up to %.0f s in the future (the clock went back); "
+                        "dropped them", self.path, max(ahead) - now)
+
     def _read(self) -> dict:
         try:
             state = json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            # Missing: first call on this host. Unreadable: a crash mid-write cannot leave
-            # one (os.replace is atomic), so this is someone's edit; start afresh.
-            return {"calls": {}}
-        if not isinstance(state, dict) or not isinstance(state.get("calls"), dict):
+        except FileNotFoundError:
+            return {"calls": {}}  # the first call on this host
+        except ValueError:
+            state = None
+        if not _well_formed(state):
+            # A crash mid-write cannot leave one (os.replace is atomic), so this is
+            # someone's edit. Start afresh: at worst one window's calls are forgotten.
+            log.warning("Tushare quota file %s is not a quota log (bad JSON or wrong shape): started it afresh",
+                        self.path)
             return {"calls": {}}
         return state
+
+
+def _well_formed(state) -> bool:
+    """The shape _state writes: {"calls": {ticket: [stamp, 0|1]}, "blocked_until": stamp,
+    "learned_limit": [calls, stamp]}, the last two optional. Anything else (a NaN too)
+    would raise on every call."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    def pair(value) -> bool:
+        return isinstance(value, list) and len(value) == 2 and all(number(v) for v in value)
+
+    if not isinstance(state, dict) or not isinstance(state.get("calls"), dict):
+        return False
+    if not all(pair(call) and call[1] in (IN_FLIGHT, ANSWERED) for call in state["calls"].values()):
+        return False
+    if "blocked_until" in state and not number(state["blocked_until"]):
+        return False
+    learned = state.get("learned_limit")
+    return not learned or (pair(learned) and learned[0] >= 1)
 
 
 _registry: dict[Path, SharedCallLog] = {}
