@@ -15,13 +15,17 @@ from zquant_orchestration.lib.warehouse import Warehouse
 from .dialects import warehouse_urls
 from .market_helpers import (
     MARKET_ASSETS,
+    ChangedReplies,
     assert_same,
+    emptied,
     materialize_range,
     materialize_reference,
     normalized,
     resources_for,
+    step_retries_at_once,
     truth_rows,
     warehouse_rows,
+    without_column,
 )
 
 
@@ -91,3 +95,23 @@ def test_a_day_with_more_than_6000_stocks_lands_whole_through_paging(local_serve
     assert len(got) > 6000
     assert_same(got, truth_rows(server, "daily_bars", "2024-01-02", "2024-01-02"))
     assert [r["params"]["offset"] for r in server.requests if r["api"] == "daily"] == [0, 6000]
+
+
+@pytest.mark.parametrize("change", [without_column("daily", "close"), emptied("daily", "close")],
+                         ids=["reply_without_close", "close_null_in_a_row"])
+def test_a_day_whose_reply_lacks_close_lands_nothing_and_marks_no_partition(dataset, tmp_path, monkeypatch, change):
+    """On every attempt: the run fails naming the API, day and column, no NULL close lands,
+    and no partition is materialized, so the gap sensor and the next run fetch the days again."""
+    step_retries_at_once(monkeypatch, daily_bars)
+    url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    instance = dg.DagsterInstance.ephemeral()
+    with ChangedReplies(change, dataset=dataset) as server:
+        result = materialize_range([daily_bars], "2024-01-02", "2024-01-03", resources_for(server, url), instance,
+                                   raise_on_error=False)
+    assert not result.success
+    assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 2
+    message = result.failure_data_for_node("daily_bars").error.to_string()
+    assert "daily(trade_date=20240102)" in message and "close" in message
+    assert instance.get_materialized_partitions(daily_bars.key) == set()
+    assert Warehouse(url).scalar("SELECT COUNT(*) FROM daily_bars") == 0
+

@@ -26,6 +26,7 @@ from zquant_orchestration.lib.warehouse import Warehouse, quality
 
 from .config import MarketRunConfig, codes
 from .partitions import trading_days
+from .replies import validate_day, validate_stock
 
 # The exchanges Tushare's trade_cal documents.
 EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
@@ -201,7 +202,7 @@ def _land_days(context, table: MarketTable, tushare: TushareResource, wh: Wareho
         trade_date = day.replace("-", "")
         with failing_fast_on_permanent_errors():
             frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
-        _validate_day(table, frame, trade_date)
+        validate_day(table.api_name, table.asset_name, frame, trade_date)
         return frame
 
     rows = fetched = 0
@@ -257,7 +258,7 @@ def _refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: W
         params = {"ts_code": code, "start_date": first.strftime("%Y%m%d"), "end_date": last.strftime("%Y%m%d")}
         with failing_fast_on_permanent_errors():
             frame = tushare.query(table.api_name, params)
-        _validate_stock(table, frame, code, days)
+        validate_stock(table.api_name, table.asset_name, frame, code, days)
         if frame.empty and wh.days_with_rows(table.asset_name, first, last, ts_code=code):
             # An empty answer would delete the stock's rows: believe it only when the
             # warehouse agrees there is nothing, or a glitch would lose a history.
@@ -273,30 +274,6 @@ def _refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: W
                                 {"trade_date": [day], "ts_code": stocks})
     return {"rows": rows, "stocks": len(stocks), "days_fetched": len(days), "days_already_landed": 0,
             "refreshed_stocks": ", ".join(stocks[:20]) + (" ..." if len(stocks) > 20 else "")}
-
-
-def _validate_stock(table: MarketTable, frame: pd.DataFrame, code: str, days: list[str]) -> None:
-    """A reply with another stock, a day outside the run, or a day twice is garbage: write nothing."""
-    wanted = {d.replace("-", "") for d in days}
-    other_stock = frame.ts_code != code
-    other_day = ~frame.trade_date.astype(str).isin(wanted)
-    duplicated = frame.trade_date.duplicated()
-    if other_stock.any() or other_day.any() or duplicated.any():
-        raise TushareUnavailableError(
-            f"{table.api_name}(ts_code={code}) returned {int(other_stock.sum())} rows of other stocks, "
-            f"{int(other_day.sum())} of days outside the run and {int(duplicated.sum())} repeated days; "
-            "nothing was written, re-run")
-
-
-def _validate_day(table: MarketTable, frame: pd.DataFrame, trade_date: str) -> None:
-    """A reply for another day, or with a stock twice, is garbage: write nothing."""
-    wrong_day = frame.trade_date.astype(str) != trade_date
-    duplicated = frame.ts_code.duplicated()
-    if wrong_day.any() or duplicated.any():
-        raise TushareUnavailableError(
-            f"{table.api_name}(trade_date={trade_date}) returned {int(wrong_day.sum())} rows of other days and "
-            f"{int(duplicated.sum())} repeated stocks; nothing was written for that day, re-run"
-        )
 
 
 def _checks(asset_name: str, wh, start: date, end: date) -> list[dg.AssetCheckResult]:
