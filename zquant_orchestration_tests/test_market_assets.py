@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from zquant_orchestration.defs.market.assets import daily_bars
+from zquant_orchestration.defs.market.assets import daily_bars, stock_basic
 from zquant_orchestration.defs.market.partitions import trading_days
 from zquant_orchestration.lib.tushare_server import Dataset, FaultPlan
 from zquant_orchestration.lib.warehouse import Warehouse
@@ -22,6 +22,7 @@ from .market_helpers import (
     materialize_reference,
     normalized,
     resources_for,
+    rows_where,
     step_retries_at_once,
     truth_rows,
     warehouse_rows,
@@ -115,3 +116,45 @@ def test_a_day_whose_reply_lacks_close_lands_nothing_and_marks_no_partition(data
     assert instance.get_materialized_partitions(daily_bars.key) == set()
     assert Warehouse(url).scalar("SELECT COUNT(*) FROM daily_bars") == 0
 
+
+def test_an_empty_delisted_list_or_a_missing_stock_is_refused_unless_forced(local_server, dataset, tmp_path):
+    """An empty but successful stock_basic(list_status=D), or a list without a stock the table
+    holds, would delete stocks: refused in one line, the table kept; allow_removals forces it."""
+    url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([stock_basic], resources=resources_for(local_server(), url), instance=instance).success
+    held = warehouse_rows(url, "stock_basic")
+    delisted = int((held.list_status == "D").sum())
+    assert delisted > 0
+
+    def run(change, force=False):
+        config = {"ops": {"stock_basic": {"config": {"allow_removals": True}}}} if force else None
+        with ChangedReplies(change, dataset=dataset) as server:
+            return dg.materialize([stock_basic], resources=resources_for(server, url), instance=instance,
+                                  raise_on_error=False, run_config=config)
+
+    no_delisted = rows_where("stock_basic", lambda params, rows: rows.list_status != "D")
+    refused = run(no_delisted)
+    assert not refused.success
+    message = refused.failure_data_for_node("stock_basic").error.message.strip()
+    assert "stock_basic(list_status=D) returned no stocks" in message and "allow_removals" in message
+    assert "\n" not in message
+    assert_same(warehouse_rows(url, "stock_basic"), held)
+
+    refused = run(rows_where("stock_basic", lambda params, rows: rows.ts_code != "600519.SH"))
+    message = refused.failure_data_for_node("stock_basic").error.message
+    assert "lacks 1 of the" in message and "(600519.SH)" in message and "allow_removals" in message
+    assert_same(warehouse_rows(url, "stock_basic"), held)
+
+    forced = run(no_delisted, force=True)
+    assert forced.success
+    assert (warehouse_rows(url, "stock_basic").list_status == "D").sum() == 0
+    metadata = forced.asset_materializations_for_node("stock_basic")[0].metadata
+    assert metadata["stocks_removed"].value == delisted
+
+    # P (listing suspended) may rightly be empty at Tushare: a first refresh without any lands.
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    with ChangedReplies(rows_where("stock_basic", lambda params, rows: rows.list_status != "P"),
+                        dataset=dataset) as server:
+        assert dg.materialize([stock_basic], resources=resources_for(server, fresh), instance=instance).success
+    assert set(warehouse_rows(fresh, "stock_basic").list_status) == {"L", "D"}

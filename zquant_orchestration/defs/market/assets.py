@@ -26,7 +26,8 @@ from zquant_orchestration.lib.warehouse import Warehouse, quality
 
 from .config import MarketRunConfig, codes
 from .partitions import trading_days
-from .replies import validate_day, validate_stock
+from .reference import ReferenceRunConfig, guard_calendar, guard_stock_list
+from .replies import validate_day, validate_stock, whole_reply
 
 # The exchanges Tushare's trade_cal documents.
 EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
@@ -59,14 +60,19 @@ def failing_fast_on_permanent_errors() -> Iterator[None]:
 
 
 @dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY, pool=tushare_pool("trade_cal"))
-def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
+def trade_cal(context: dg.AssetExecutionContext, config: ReferenceRunConfig, tushare: TushareResource,
               warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Trading calendars of every exchange Tushare has; the SSE one drives the partitions."""
+    """Trading calendars of every exchange Tushare has; the SSE one drives the partitions.
+    A refresh that would drop days the table holds is refused unless forced (reference.py)."""
     mark = tushare.stats_mark()
     with failing_fast_on_permanent_errors():
-        frames = [tushare.query("trade_cal", {"exchange": ex}, require_rows=True) for ex in EXCHANGES]
-    frame = pd.concat(frames, ignore_index=True)
-    rows = warehouse.get().replace_rows("trade_cal", frame)
+        frames = {ex: whole_reply(f"trade_cal(exchange={ex})", "trade_cal",
+                                  tushare.query("trade_cal", {"exchange": ex}))
+                  for ex in EXCHANGES}
+    wh = warehouse.get()
+    removed = guard_calendar(context, wh, frames, config.allow_removals)
+    frame = pd.concat(frames.values(), ignore_index=True)
+    rows = wh.replace_rows("trade_cal", frame)
     sse = frame[(frame.exchange == "SSE") & (frame.is_open == 1)]
     context.log.info(f"trade_cal: {rows} rows for {len(EXCHANGES)} exchanges, SSE known until {frame.cal_date.max()}")
     return dg.MaterializeResult(metadata={
@@ -74,18 +80,21 @@ def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
         "rows_by_exchange": {ex: int((frame.exchange == ex).sum()) for ex in EXCHANGES},
         "sse_open_days": len(sse),
         "last_calendar_day": str(frame.cal_date.max()),
+        "calendar_days_removed": removed,
         **tushare.metadata_since(mark),
     })
 
 
 @dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY,
           pool=tushare_pool("stock_basic"))
-def stock_basic(context: dg.AssetExecutionContext, tushare: TushareResource,
+def stock_basic(context: dg.AssetExecutionContext, config: ReferenceRunConfig, tushare: TushareResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Every stock Tushare lists, in each list status (listed, delisted, paused)."""
+    """Every stock Tushare lists, in each list status (listed, delisted, paused). A refresh
+    that would drop stocks the table holds is refused unless forced (reference.py)."""
     mark = tushare.stats_mark()
     with failing_fast_on_permanent_errors():
-        frames = {status: tushare.query("stock_basic", {"list_status": status}, require_rows=status == "L")
+        frames = {status: whole_reply(f"stock_basic(list_status={status})", "stock_basic",
+                                      tushare.query("stock_basic", {"list_status": status}))
                   for status in LIST_STATUSES}
     frame = pd.concat(frames.values(), ignore_index=True)
     if frame.ts_code.duplicated().any():
@@ -93,9 +102,12 @@ def stock_basic(context: dg.AssetExecutionContext, tushare: TushareResource,
             f"stock_basic returned {int(frame.ts_code.duplicated().sum())} stocks in two list statuses at once; "
             "nothing was written, re-run"
         )
-    rows = warehouse.get().replace_rows("stock_basic", frame)
+    wh = warehouse.get()
+    removed = guard_stock_list(context, wh, frames, config.allow_removals)
+    rows = wh.replace_rows("stock_basic", frame)
     return dg.MaterializeResult(metadata={
         "rows": rows,
+        "stocks_removed": removed,
         **{f"{name}_stocks": len(frames[status]) for status, name in LIST_STATUSES.items()},
         **tushare.metadata_since(mark),
     })
