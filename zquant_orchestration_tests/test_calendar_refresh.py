@@ -54,18 +54,19 @@ def test_a_calendar_refresh_that_drops_days_or_an_exchange_is_refused_unless_for
             return dg.materialize([trade_cal], resources=resources_for(server, url), instance=instance,
                                   raise_on_error=False, run_config=config)
 
+    # Tushare's SSE calendar a month shorter than the one landed.
+    shorter = rows_where("trade_cal", lambda params, rows: (rows.exchange != "SSE") | (rows.cal_date < "20261201"))
+    refused = run(shorter)
+    assert not refused.success
+    message = refused.failure_data_for_node("trade_cal").error.message.strip()
+    assert "lacks 31 of the" in message and "(SSE 2026-12-01, SSE 2026-12-02," in message
+    assert "allow_removals" in message and "\n" not in message
+    assert_same(warehouse_rows(url, "trade_cal"), held)
+
     refused = run(rows_where("trade_cal", lambda params, rows: rows.exchange != "SZSE"))
     message = refused.failure_data_for_node("trade_cal").error.message.strip()
     assert "trade_cal(exchange=SZSE) returned no days" in message and "allow_removals" in message
     assert "\n" not in message
-    assert_same(warehouse_rows(url, "trade_cal"), held)
-
-    # Tushare's SSE calendar a month shorter than the one landed.
-    shorter = rows_where("trade_cal", lambda params, rows: (rows.exchange != "SSE") | (rows.cal_date < "20261201"))
-    refused = run(shorter)
-    message = refused.failure_data_for_node("trade_cal").error.message
-    assert "lacks 31 of the" in message and "(SSE 2026-12-01, SSE 2026-12-02," in message
-    assert "allow_removals" in message
     assert_same(warehouse_rows(url, "trade_cal"), held)
 
     forced = run(shorter, force=True)

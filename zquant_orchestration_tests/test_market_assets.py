@@ -142,6 +142,7 @@ def test_an_empty_delisted_list_or_a_missing_stock_is_refused_unless_forced(loca
     assert_same(warehouse_rows(url, "stock_basic"), held)
 
     refused = run(rows_where("stock_basic", lambda params, rows: rows.ts_code != "600519.SH"))
+    assert not refused.success
     message = refused.failure_data_for_node("stock_basic").error.message
     assert "lacks 1 of the" in message and "(600519.SH)" in message and "allow_removals" in message
     assert_same(warehouse_rows(url, "stock_basic"), held)
