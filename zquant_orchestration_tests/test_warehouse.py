@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from zquant_orchestration.lib.warehouse import TABLES, Warehouse
+from zquant_orchestration.lib.warehouse import TABLES, Warehouse, quality
 
 from .dialects import warehouse_urls
 
@@ -177,3 +177,11 @@ def test_a_value_the_column_cannot_hold_fails_the_write_and_keeps_the_old_rows(w
         warehouse.replace_rows("daily_basic", basic.assign(**{column: [value]}), {"trade_date": ["20240102"]})
     landed = warehouse.read("daily_basic")
     assert landed.close.tolist() == [10.0] and landed.limit_status.tolist() == [1]
+
+
+def test_a_bar_without_a_price_fails_the_ohlc_check(warehouse):
+    """ohlc_sane: a NULL price is no sane bar (a comparison with NULL is neither true nor false)."""
+    frame = bars("20240102", ["000001.SZ", "600000.SH"])
+    frame.loc[1, "close"] = float("nan")
+    warehouse.replace_rows("daily_bars", frame, {"trade_date": ["20240102"]})
+    assert quality.ohlc_violations(warehouse, date(2024, 1, 2), date(2024, 1, 2)) == 1
