@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dagster as dg
 import pandas as pd
 
@@ -16,11 +18,54 @@ from zquant_orchestration.defs.market.assets import (
 )
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
-from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN
+from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN, LocalTushareServer
 from zquant_orchestration.lib.warehouse import Warehouse
 
 MARKET_ASSETS = [daily_bars, adj_factor, daily_basic]
 API_OF_TABLE = {"daily_bars": "daily", "adj_factor": "adj_factor", "daily_basic": "daily_basic"}
+
+# (api, params, the server's rows for the call) -> the rows to serve instead
+ReplyChange = Callable[[str, dict, pd.DataFrame], pd.DataFrame]
+
+
+class ChangedReplies(LocalTushareServer):
+    """The local server with the rows of each call passed through ``change`` before they are
+    paged and sent: a short or empty reply, as the live service can send one, for the calls
+    ``change`` picks. Everything else (token, quota, paging, faults) is the server's own."""
+
+    def __init__(self, change: ReplyChange, **options):
+        super().__init__(**options)
+        self.dataset = _ChangedDataset(self.dataset, change)
+
+
+class _ChangedDataset:
+    def __init__(self, dataset, change: ReplyChange):
+        self._dataset, self._change = dataset, change
+
+    def query(self, api_name: str, params: dict) -> pd.DataFrame:
+        return self._change(api_name, params, self._dataset.query(api_name, params).copy())
+
+    def __getattr__(self, name: str):
+        return getattr(self._dataset, name)
+
+
+def without_column(api: str, column: str) -> ReplyChange:
+    """Every reply of ``api`` lacks ``column``."""
+    return lambda api_name, params, rows: rows.drop(columns=[column]) if api_name == api else rows
+
+
+def emptied(api: str, column: str) -> ReplyChange:
+    """Every reply of ``api`` has ``column`` empty (null) in its first row."""
+    def change(api_name, params, rows):
+        if api_name == api and len(rows):
+            rows.iloc[0, rows.columns.get_loc(column)] = None
+        return rows
+    return change
+
+
+def rows_where(api: str, keep: Callable[[dict, pd.DataFrame], pd.Series]) -> ReplyChange:
+    """Replies of ``api`` keep only the rows for which ``keep(params, rows)`` holds."""
+    return lambda api_name, params, rows: rows[keep(params, rows)] if api_name == api else rows
 
 
 def resources_for(server, warehouse_url: str) -> dict:
@@ -29,6 +74,12 @@ def resources_for(server, warehouse_url: str) -> dict:
                                    backoff_max_seconds=0.05, max_attempts=10),
         "warehouse": WarehouseResource(url=warehouse_url),
     }
+
+
+def step_retries_at_once(monkeypatch, asset) -> None:
+    """The asset's step retries as often as its policy says, without the wait between tries
+    (30 s and more). A run in process ignores executor config, so the policy itself is swapped."""
+    monkeypatch.setattr(asset.op, "_retry_policy", dg.RetryPolicy(max_retries=asset.op.retry_policy.max_retries))
 
 
 def materialize_range(assets, first: str, last: str, resources: dict, instance, raise_on_error=True,

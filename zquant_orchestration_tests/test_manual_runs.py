@@ -10,14 +10,18 @@ from datetime import date
 import dagster as dg
 import pytest
 
+from zquant_orchestration.defs.market.assets import daily_bars
 from zquant_orchestration.lib.warehouse import Warehouse
 
 from .market_helpers import (
     MARKET_ASSETS,
+    ChangedReplies,
     assert_same,
+    emptied,
     materialize_range,
     materialize_reference,
     resources_for,
+    step_retries_at_once,
     truth_rows,
     warehouse_rows,
 )
@@ -118,6 +122,22 @@ def test_a_stock_subset_over_days_not_landed_fails_and_writes_nothing(landed):
     assert data_calls(server, start) == []
     held = Warehouse(url).days_with_rows("daily_bars", date(2024, 3, 4), date(2024, 3, 12))
     assert held == {"2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"}, "nothing was written"
+
+
+def test_a_stock_subset_whose_reply_lacks_a_value_writes_nothing(landed, dataset, monkeypatch):
+    """A repair whose reply leaves close empty would overwrite a good bar with NULL: the run
+    fails on every attempt, naming the stock and the column, and the landed rows stay."""
+    _, url, _, instance = landed
+    step_retries_at_once(monkeypatch, daily_bars)
+    before = warehouse_rows(url, "daily_bars")
+    with ChangedReplies(emptied("daily", "close"), dataset=dataset) as server:
+        result = materialize_range([daily_bars], FIRST, LAST, resources_for(server, url), instance,
+                                   raise_on_error=False, run_config={"ops": {"daily_bars": {"config": {
+                                       "stocks": ["600519.SH"]}}}})
+    assert not result.success
+    message = result.failure_data_for_node("daily_bars").error.to_string()
+    assert "daily(ts_code=600519.SH) returned 1 row without close" in message
+    assert_same(warehouse_rows(url, "daily_bars"), before)
 
 
 @pytest.mark.parametrize("options, message", [

@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from zquant_orchestration.defs.market.assets import daily_bars
+from zquant_orchestration.defs.market.assets import daily_bars, stock_basic
 from zquant_orchestration.defs.market.partitions import trading_days
 from zquant_orchestration.lib.tushare_server import Dataset, FaultPlan
 from zquant_orchestration.lib.warehouse import Warehouse
@@ -15,13 +15,18 @@ from zquant_orchestration.lib.warehouse import Warehouse
 from .dialects import warehouse_urls
 from .market_helpers import (
     MARKET_ASSETS,
+    ChangedReplies,
     assert_same,
+    emptied,
     materialize_range,
     materialize_reference,
     normalized,
     resources_for,
+    rows_where,
+    step_retries_at_once,
     truth_rows,
     warehouse_rows,
+    without_column,
 )
 
 
@@ -91,3 +96,66 @@ def test_a_day_with_more_than_6000_stocks_lands_whole_through_paging(local_serve
     assert len(got) > 6000
     assert_same(got, truth_rows(server, "daily_bars", "2024-01-02", "2024-01-02"))
     assert [r["params"]["offset"] for r in server.requests if r["api"] == "daily"] == [0, 6000]
+
+
+@pytest.mark.parametrize("change", [without_column("daily", "close"), emptied("daily", "close")],
+                         ids=["reply_without_close", "close_null_in_a_row"])
+def test_a_day_whose_reply_lacks_close_lands_nothing_and_marks_no_partition(dataset, tmp_path, monkeypatch, change):
+    """On every attempt: the run fails naming the API, day and column, no NULL close lands,
+    and no partition is materialized, so the gap sensor and the next run fetch the days again."""
+    step_retries_at_once(monkeypatch, daily_bars)
+    url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    instance = dg.DagsterInstance.ephemeral()
+    with ChangedReplies(change, dataset=dataset) as server:
+        result = materialize_range([daily_bars], "2024-01-02", "2024-01-03", resources_for(server, url), instance,
+                                   raise_on_error=False)
+    assert not result.success
+    assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 2
+    message = result.failure_data_for_node("daily_bars").error.to_string()
+    assert "daily(trade_date=20240102)" in message and "close" in message
+    assert instance.get_materialized_partitions(daily_bars.key) == set()
+    assert Warehouse(url).scalar("SELECT COUNT(*) FROM daily_bars") == 0
+
+
+def test_an_empty_delisted_list_or_a_missing_stock_is_refused_unless_forced(local_server, dataset, tmp_path):
+    """An empty but successful stock_basic(list_status=D), or a list without a stock the table
+    holds, would delete stocks: refused in one line, the table kept; allow_removals forces it."""
+    url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([stock_basic], resources=resources_for(local_server(), url), instance=instance).success
+    held = warehouse_rows(url, "stock_basic")
+    delisted = int((held.list_status == "D").sum())
+    assert delisted > 0
+
+    def run(change, force=False):
+        config = {"ops": {"stock_basic": {"config": {"allow_removals": True}}}} if force else None
+        with ChangedReplies(change, dataset=dataset) as server:
+            return dg.materialize([stock_basic], resources=resources_for(server, url), instance=instance,
+                                  raise_on_error=False, run_config=config)
+
+    no_delisted = rows_where("stock_basic", lambda params, rows: rows.list_status != "D")
+    refused = run(no_delisted)
+    assert not refused.success
+    message = refused.failure_data_for_node("stock_basic").error.message.strip()
+    assert "stock_basic(list_status=D) returned no stocks" in message and "allow_removals" in message
+    assert "\n" not in message
+    assert_same(warehouse_rows(url, "stock_basic"), held)
+
+    refused = run(rows_where("stock_basic", lambda params, rows: rows.ts_code != "600519.SH"))
+    assert not refused.success
+    message = refused.failure_data_for_node("stock_basic").error.message
+    assert "lacks 1 of the" in message and "(600519.SH)" in message and "allow_removals" in message
+    assert_same(warehouse_rows(url, "stock_basic"), held)
+
+    forced = run(no_delisted, force=True)
+    assert forced.success
+    assert (warehouse_rows(url, "stock_basic").list_status == "D").sum() == 0
+    metadata = forced.asset_materializations_for_node("stock_basic")[0].metadata
+    assert metadata["stocks_removed"].value == delisted
+
+    # P (listing suspended) may rightly be empty at Tushare: a first refresh without any lands.
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    with ChangedReplies(rows_where("stock_basic", lambda params, rows: rows.list_status != "P"),
+                        dataset=dataset) as server:
+        assert dg.materialize([stock_basic], resources=resources_for(server, fresh), instance=instance).success
+    assert set(warehouse_rows(fresh, "stock_basic").list_status) == {"L", "D"}

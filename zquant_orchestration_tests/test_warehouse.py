@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from zquant_orchestration.lib.warehouse import Warehouse
+from zquant_orchestration.lib.warehouse import TABLES, Warehouse, quality
 
 from .dialects import warehouse_urls
 
@@ -20,6 +20,11 @@ def warehouse(request, tmp_path) -> Warehouse:
     wh.ensure_schema()
     yield wh
     wh.engine.dispose()
+
+
+def whole(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column of ``table``: those it lacks empty (a write needs them all)."""
+    return frame.reindex(columns=[c.name for c in TABLES[table].columns])
 
 
 def bars(day: str, codes: list[str], close: float = 10.0) -> pd.DataFrame:
@@ -46,6 +51,27 @@ def test_a_failed_write_keeps_the_old_rows(warehouse):
         warehouse.replace_rows("daily_bars", broken, {"trade_date": ["20240102"]})
     frame = warehouse.read("daily_bars")
     assert list(frame.close) == [10.0], "the DELETE was rolled back with the failed INSERT"
+
+
+def test_rows_without_a_column_of_the_table_are_refused_in_one_line_and_nothing_is_written(warehouse):
+    """A frame that lost a column (a short Tushare reply) would land NULLs that look like
+    Tushare's own; a column the table does not have (one Tushare added) is left out."""
+    warehouse.replace_rows("daily_bars", bars("20240102", ["000001.SZ"]), {"trade_date": ["20240102"]})
+    short = bars("20240102", ["000001.SZ", "600000.SH"], close=11.0).drop(columns=["close", "vol"])
+    with pytest.raises(ValueError) as refused:
+        warehouse.replace_rows("daily_bars", short, {"trade_date": ["20240102"]})
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("daily_bars: ") and "close, vol" in message
+    assert "nothing was written" in message
+    assert warehouse.read("daily_bars").close.tolist() == [10.0], "the day's rows were left as they were"
+    with pytest.raises(ValueError, match="income: .*ann_date"):
+        warehouse.stage_rows("income", "run-1", whole("income", pd.DataFrame({
+            "ts_code": ["000001.SZ"], "end_date": ["20241231"]})).drop(columns=["ann_date"]))
+    assert warehouse.scalar("SELECT COUNT(*) FROM stage_income") == 0
+
+    wider = bars("20240102", ["000001.SZ"], close=12.0).assign(new_tushare_column="x")
+    warehouse.replace_rows("daily_bars", wider, {"trade_date": ["20240102"]})
+    assert warehouse.read("daily_bars").close.tolist() == [12.0]
 
 
 def test_rows_outside_the_partition_are_refused_and_nothing_is_written(warehouse):
@@ -77,15 +103,15 @@ def test_schema_upkeep_adds_columns_the_code_gained(warehouse):
 
 
 def test_missing_values_empty_strings_and_exact_doubles_land_as_given(warehouse):
-    basic = pd.DataFrame({"ts_code": ["000001.SZ", "600000.SH"], "trade_date": ["20240102", "20240102"],
-                          "close": [0.1 + 0.2, 1e-300], "pe": [float("nan"), 123456789.12345679],
-                          "limit_status": [None, None]})
+    basic = whole("daily_basic", pd.DataFrame({
+        "ts_code": ["000001.SZ", "600000.SH"], "trade_date": ["20240102", "20240102"],
+        "close": [0.1 + 0.2, 1e-300], "pe": [float("nan"), 123456789.12345679], "limit_status": [None, None]}))
     warehouse.replace_rows("daily_basic", basic, {"trade_date": ["20240102"]})
     landed = warehouse.read("daily_basic").sort_values("ts_code")
     assert landed.close.tolist() == [0.30000000000000004, 1e-300]
     assert pd.isna(landed.pe.iloc[0]) and landed.pe.iloc[1] == 123456789.12345679
-    stocks = pd.DataFrame({"ts_code": ["000001.SZ"], "name": [""], "area": [None], "list_date": ["19910403"],
-                           "delist_date": [None]})
+    stocks = whole("stock_basic", pd.DataFrame({"ts_code": ["000001.SZ"], "name": [""], "area": [None],
+                                                "list_date": ["19910403"], "delist_date": [None]}))
     warehouse.replace_rows("stock_basic", stocks)
     nulls = warehouse.query("SELECT name = '' AS empty_name, area IS NULL AS no_area, delist_date IS NULL AS listed "
                             "FROM stock_basic").iloc[0]
@@ -165,9 +191,9 @@ def test_a_day_written_while_a_reader_is_open_is_in_the_database_and_its_log(tmp
 def test_values_of_another_python_type_land_as_the_column_type(warehouse):
     """Tushare sends some codes as numbers and some flags as text; each lands as its column's
     type (Postgres is loaded in its binary COPY format, which sends every value typed)."""
-    income = pd.DataFrame({"ts_code": ["000001.SZ", "600000.SH"], "ann_date": ["19901219", None],
-                           "end_date": ["19901231", "20241231"], "report_type": [1, 2.0], "comp_type": ["2", None],
-                           "basic_eps": ["0.25", None], "update_flag": ["1", 0.0]})
+    income = whole("income", pd.DataFrame({
+        "ts_code": ["000001.SZ", "600000.SH"], "ann_date": ["19901219", None], "end_date": ["19901231", "20241231"],
+        "report_type": [1, 2.0], "comp_type": ["2", None], "basic_eps": ["0.25", None], "update_flag": ["1", 0.0]}))
     warehouse.replace_rows("income", income, {"end_date": ["19901231", "20241231"]})
     landed = warehouse.read("income").sort_values("ts_code")
     assert landed.report_type.tolist() == ["1", "2"]
@@ -176,17 +202,26 @@ def test_values_of_another_python_type_land_as_the_column_type(warehouse):
     assert landed.end_date.tolist() == [date(1990, 12, 31), date(2024, 12, 31)]
     assert landed.basic_eps.iloc[0] == 0.25 and pd.isna(landed.basic_eps.iloc[1])
     assert [int(v) for v in landed.update_flag] == [1, 0]
-    names = pd.DataFrame({"ts_code": ["000001.SZ"], "name": ["平安银行"], "list_date": ["19910403"]})
+    names = whole("stock_basic", pd.DataFrame({"ts_code": ["000001.SZ"], "name": ["平安银行"],
+                                               "list_date": ["19910403"]}))
     warehouse.replace_rows("stock_basic", names)
     assert warehouse.read("stock_basic").name.tolist() == ["平安银行"]
 
 
 @pytest.mark.parametrize("column, value", [("limit_status", 1.5), ("limit_status", 70000), ("close", "n/a")])
 def test_a_value_the_column_cannot_hold_fails_the_write_and_keeps_the_old_rows(warehouse, column, value):
-    basic = pd.DataFrame({"ts_code": ["000001.SZ"], "trade_date": ["20240102"], "close": [10.0],
-                          "limit_status": [1]})
+    basic = whole("daily_basic", pd.DataFrame({"ts_code": ["000001.SZ"], "trade_date": ["20240102"],
+                                               "close": [10.0], "limit_status": [1]}))
     warehouse.replace_rows("daily_basic", basic, {"trade_date": ["20240102"]})
     with pytest.raises(ValueError, match=f"daily_basic.{column} cannot hold a value .*nothing was written"):
         warehouse.replace_rows("daily_basic", basic.assign(**{column: [value]}), {"trade_date": ["20240102"]})
     landed = warehouse.read("daily_basic")
     assert landed.close.tolist() == [10.0] and landed.limit_status.tolist() == [1]
+
+
+def test_a_bar_without_a_price_fails_the_ohlc_check(warehouse):
+    """ohlc_sane: a NULL price is no sane bar (a comparison with NULL is neither true nor false)."""
+    frame = bars("20240102", ["000001.SZ", "600000.SH"])
+    frame.loc[1, "close"] = float("nan")
+    warehouse.replace_rows("daily_bars", frame, {"trade_date": ["20240102"]})
+    assert quality.ohlc_violations(warehouse, date(2024, 1, 2), date(2024, 1, 2)) == 1

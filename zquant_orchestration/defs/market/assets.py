@@ -26,6 +26,8 @@ from zquant_orchestration.lib.warehouse import Warehouse, quality
 
 from .config import MarketRunConfig, codes
 from .partitions import trading_days
+from .reference import ReferenceRunConfig, guard_calendar, guard_stock_list
+from .replies import validate_day, validate_stock, whole_reply
 
 # The exchanges Tushare's trade_cal documents.
 EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
@@ -58,14 +60,19 @@ def failing_fast_on_permanent_errors() -> Iterator[None]:
 
 
 @dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY, pool=tushare_pool("trade_cal"))
-def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
+def trade_cal(context: dg.AssetExecutionContext, config: ReferenceRunConfig, tushare: TushareResource,
               warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Trading calendars of every exchange Tushare has; the SSE one drives the partitions."""
+    """Trading calendars of every exchange Tushare has; the SSE one drives the partitions.
+    A refresh that would drop days the table holds is refused unless forced (reference.py)."""
     mark = tushare.stats_mark()
     with failing_fast_on_permanent_errors():
-        frames = [tushare.query("trade_cal", {"exchange": ex}, require_rows=True) for ex in EXCHANGES]
-    frame = pd.concat(frames, ignore_index=True)
-    rows = warehouse.get().replace_rows("trade_cal", frame)
+        frames = {ex: whole_reply(f"trade_cal(exchange={ex})", "trade_cal",
+                                  tushare.query("trade_cal", {"exchange": ex}))
+                  for ex in EXCHANGES}
+    wh = warehouse.get()
+    removed = guard_calendar(context, wh, frames, config.allow_removals)
+    frame = pd.concat(frames.values(), ignore_index=True)
+    rows = wh.replace_rows("trade_cal", frame)
     sse = frame[(frame.exchange == "SSE") & (frame.is_open == 1)]
     context.log.info(f"trade_cal: {rows} rows for {len(EXCHANGES)} exchanges, SSE known until {frame.cal_date.max()}")
     return dg.MaterializeResult(metadata={
@@ -73,18 +80,21 @@ def trade_cal(context: dg.AssetExecutionContext, tushare: TushareResource,
         "rows_by_exchange": {ex: int((frame.exchange == ex).sum()) for ex in EXCHANGES},
         "sse_open_days": len(sse),
         "last_calendar_day": str(frame.cal_date.max()),
+        "calendar_days_removed": removed,
         **tushare.metadata_since(mark),
     })
 
 
 @dg.asset(group_name="reference", kinds={"tushare", "sql"}, retry_policy=STEP_RETRY,
           pool=tushare_pool("stock_basic"))
-def stock_basic(context: dg.AssetExecutionContext, tushare: TushareResource,
+def stock_basic(context: dg.AssetExecutionContext, config: ReferenceRunConfig, tushare: TushareResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Every stock Tushare lists, in each list status (listed, delisted, paused)."""
+    """Every stock Tushare lists, in each list status (listed, delisted, paused). A refresh
+    that would drop stocks the table holds is refused unless forced (reference.py)."""
     mark = tushare.stats_mark()
     with failing_fast_on_permanent_errors():
-        frames = {status: tushare.query("stock_basic", {"list_status": status}, require_rows=status == "L")
+        frames = {status: whole_reply(f"stock_basic(list_status={status})", "stock_basic",
+                                      tushare.query("stock_basic", {"list_status": status}))
                   for status in LIST_STATUSES}
     frame = pd.concat(frames.values(), ignore_index=True)
     if frame.ts_code.duplicated().any():
@@ -92,9 +102,12 @@ def stock_basic(context: dg.AssetExecutionContext, tushare: TushareResource,
             f"stock_basic returned {int(frame.ts_code.duplicated().sum())} stocks in two list statuses at once; "
             "nothing was written, re-run"
         )
-    rows = warehouse.get().replace_rows("stock_basic", frame)
+    wh = warehouse.get()
+    removed = guard_stock_list(context, wh, frames, config.allow_removals)
+    rows = wh.replace_rows("stock_basic", frame)
     return dg.MaterializeResult(metadata={
         "rows": rows,
+        "stocks_removed": removed,
         **{f"{name}_stocks": len(frames[status]) for status, name in LIST_STATUSES.items()},
         **tushare.metadata_since(mark),
     })
@@ -201,7 +214,7 @@ def _land_days(context, table: MarketTable, tushare: TushareResource, wh: Wareho
         trade_date = day.replace("-", "")
         with failing_fast_on_permanent_errors():
             frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
-        _validate_day(table, frame, trade_date)
+        validate_day(table.api_name, table.asset_name, frame, trade_date)
         return frame
 
     rows = fetched = 0
@@ -257,7 +270,7 @@ def _refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: W
         params = {"ts_code": code, "start_date": first.strftime("%Y%m%d"), "end_date": last.strftime("%Y%m%d")}
         with failing_fast_on_permanent_errors():
             frame = tushare.query(table.api_name, params)
-        _validate_stock(table, frame, code, days)
+        validate_stock(table.api_name, table.asset_name, frame, code, days)
         if frame.empty and wh.days_with_rows(table.asset_name, first, last, ts_code=code):
             # An empty answer would delete the stock's rows: believe it only when the
             # warehouse agrees there is nothing, or a glitch would lose a history.
@@ -273,30 +286,6 @@ def _refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: W
                                 {"trade_date": [day], "ts_code": stocks})
     return {"rows": rows, "stocks": len(stocks), "days_fetched": len(days), "days_already_landed": 0,
             "refreshed_stocks": ", ".join(stocks[:20]) + (" ..." if len(stocks) > 20 else "")}
-
-
-def _validate_stock(table: MarketTable, frame: pd.DataFrame, code: str, days: list[str]) -> None:
-    """A reply with another stock, a day outside the run, or a day twice is garbage: write nothing."""
-    wanted = {d.replace("-", "") for d in days}
-    other_stock = frame.ts_code != code
-    other_day = ~frame.trade_date.astype(str).isin(wanted)
-    duplicated = frame.trade_date.duplicated()
-    if other_stock.any() or other_day.any() or duplicated.any():
-        raise TushareUnavailableError(
-            f"{table.api_name}(ts_code={code}) returned {int(other_stock.sum())} rows of other stocks, "
-            f"{int(other_day.sum())} of days outside the run and {int(duplicated.sum())} repeated days; "
-            "nothing was written, re-run")
-
-
-def _validate_day(table: MarketTable, frame: pd.DataFrame, trade_date: str) -> None:
-    """A reply for another day, or with a stock twice, is garbage: write nothing."""
-    wrong_day = frame.trade_date.astype(str) != trade_date
-    duplicated = frame.ts_code.duplicated()
-    if wrong_day.any() or duplicated.any():
-        raise TushareUnavailableError(
-            f"{table.api_name}(trade_date={trade_date}) returned {int(wrong_day.sum())} rows of other days and "
-            f"{int(duplicated.sum())} repeated stocks; nothing was written for that day, re-run"
-        )
 
 
 def _checks(asset_name: str, wh, start: date, end: date) -> list[dg.AssetCheckResult]:

@@ -23,9 +23,11 @@ def duplicate_keys(warehouse: Warehouse, table: str, start: date, end: date) -> 
 
 
 def ohlc_violations(warehouse: Warehouse, start: date, end: date) -> int:
+    """Bars whose prices are out of order, or missing: a NULL price is no sane bar either."""
     rows = _between(warehouse, """
         SELECT COUNT(*) FROM daily_bars WHERE trade_date BETWEEN :start AND :end
-        AND NOT (low <= open AND low <= close AND open <= high AND close <= high AND low > 0)""", start, end)
+        AND NOT COALESCE(low <= open AND low <= close AND open <= high AND close <= high AND low > 0, FALSE)""",
+                    start, end)
     return int(rows[0][0])
 
 

@@ -203,7 +203,7 @@ class Warehouse:
         """
         self.ensure_schema()
         table = TABLES[table_name]
-        frame = _conform(frame, table)
+        frame = _conform(frame, table, table_name)
         deletes = []
         for column, values in (where or {}).items():
             values = _bind_values(table.c[column], values)
@@ -272,7 +272,7 @@ class Warehouse:
         """Append rows to ``stage_<table>`` under ``run_id``; nothing readers see changes yet."""
         self.ensure_schema()
         stage = TABLES[f"stage_{table_name}"]
-        frame = _conform(frame.assign(run_id=run_id), stage)
+        frame = _conform(frame.assign(run_id=run_id), stage, table_name)
         if len(frame):
             insert = self._prepared_insert(stage.name, frame)
             with self._write_transaction() as conn:
@@ -490,17 +490,22 @@ def _sqlite_values(array: np.ndarray) -> list:
     return values
 
 
-def _conform(frame: pd.DataFrame, table) -> pd.DataFrame:
+def _conform(frame: pd.DataFrame, table, table_name: str) -> pd.DataFrame:
     """The table's columns in order, Tushare's YYYYMMDD strings as ISO dates, rows in the
-    order of the primary key.
+    order of the primary key; other columns are left out. A frame without one of the table's
+    columns is refused: a reply that lost a column would land NULLs that look like Tushare's.
 
     In key order each page of the primary-key index is visited once, in order, instead of
     once per row at random: a batch of days into a big table is several times faster
     (docs/benchmarks.md). Sorting here, into the one new frame, keeps a single copy of a
     batch alive while it is converted (it had been three: the caller's, this one, a sorted one)."""
+    missing = [c.name for c in table.columns if c.name not in frame.columns]
+    if missing:
+        raise ValueError(f"{table_name}: the rows to write lack the column(s) {', '.join(missing)}; nothing was "
+                         "written (a writer passes every column of the table, NaN where a value is unknown)")
     columns = {}
     for column in table.columns:
-        values = frame[column.name] if column.name in frame.columns else pd.Series(None, index=frame.index)
+        values = frame[column.name]
         if isinstance(column.type, Date):
             # A few distinct dates over many rows: convert each once.
             values = values.map({v: to_iso_date(v) for v in values.dropna().unique()})
