@@ -64,3 +64,16 @@ def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
              "os.waitpid(pid, 0)\n")
     assert run([sys.executable, "-c", probe]).stdout.split()[-1] == "system"
     assert run([sys.executable, "-c", probe], ARROW_DEFAULT_MEMORY_POOL="mimalloc").stdout.split()[-1] == "mimalloc"
+
+
+def test_an_unreachable_warehouse_is_one_load_warning_without_its_password():
+    # '@' and '#' in the password: SQLAlchemy ends the password at the first '@', and the
+    # driver then names the rest ("ss#S3cret@nohost.invalid") as the host it cannot find.
+    url = "postgresql://u:p@ss#S3cret@nohost.invalid:5432/db"
+    result = run([sys.executable, "-c", "from zquant_orchestration.definitions import defs"], ZQUANT_WAREHOUSE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert "S3cret" not in result.stdout + result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warehouse" in line]
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0].startswith("The warehouse postgresql://u:***@nohost.invalid:5432/db is unreachable (")
+    assert "uses the shipped trading calendar (through 2026-12-31) and stock list" in warnings[0]

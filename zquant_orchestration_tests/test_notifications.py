@@ -12,12 +12,15 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from zquant_orchestration.defs.notifications.sensors import run_notification_sensor
+from zquant_orchestration.lib.webhook import post_json
+
+from .deployment import free_port
 
 
 class Receiver:
     """A webhook endpoint on loopback that records every JSON body; ``fail_first`` 5xx replies first."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, fail_status: int = 503):
         self.messages: list[dict] = []
         self.attempts = 0
         receiver = self
@@ -30,7 +33,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.attempts += 1
                 if receiver.attempts <= fail_first:
-                    self.send_response(503)
+                    self.send_response(fail_status)
                     self.end_headers()
                     return
                 receiver.messages.append(json.loads(body))
@@ -142,3 +145,23 @@ def test_delivery_is_retried_and_a_dead_receiver_never_breaks_the_sensor(receive
         dg.materialize([broken_asset], partition_key="2024-10-08", instance=instance, raise_on_error=False)
         result = tick(instance, cursor)
         assert isinstance(result, dg.SensorResult) and result.cursor != cursor, "the sensor moves on"
+
+
+SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxSecretToken"
+
+
+@pytest.mark.parametrize("receiver_kind", ["closed port", "HTTP 500"])
+def test_a_failed_delivery_logs_the_host_never_the_secret_in_the_path(receiver, receiver_kind, caplog):
+    # Slack and Feishu put the webhook's secret in the URL's path.
+    if receiver_kind == "closed port":
+        port = free_port()
+    else:
+        port = receiver(fail_first=10, fail_status=500).httpd.server_address[1]
+    url = f"http://127.0.0.1:{port}{SECRET_PATH}?token=querysecret"
+    with caplog.at_level("WARNING"):
+        assert post_json(url, {"kind": "run"}, attempts=2, backoff_seconds=0) is False
+    logged = caplog.text
+    assert f"webhook delivery to http://127.0.0.1:{port} failed after 2 attempts" in logged
+    assert ("HTTP 500" if receiver_kind == "HTTP 500" else "ConnectionError") in logged
+    for secret in ("T0SECRET", "B0SECRET", "xoxSecretToken", "querysecret"):
+        assert secret not in logged

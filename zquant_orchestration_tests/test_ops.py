@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN
 from zquant_orchestration.ops import cli
 from zquant_orchestration.ops.run_stats import percentile
@@ -199,6 +200,35 @@ def test_health_names_an_unreachable_warehouse_without_its_password(healthy, cap
     assert "hunter2" not in err + "\n".join(lines)
     # The other checks still ran and passed.
     assert [line.split()[:2] for line in lines] == [["ok", "instance"], ["FAIL", "warehouse"], ["ok", "tushare"]]
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:ss#S3cret@nohost.invalid:5432/db",
+                                 "postgresql://u:p@ss#S3cret@nohost.invalid:5432/db",
+                                 "postgresql://u:ss#S3cret@nohost.invalid:port/db"])
+def test_health_says_the_shipped_calendar_is_in_use_and_never_shows_the_password(healthy, capsys, monkeypatch, url):
+    monkeypatch.setenv("ZQUANT_WAREHOUSE_URL", url)
+    code, lines, err = _health(capsys, "--only", "warehouse")
+    assert code == 1 and err.count("\n") == 1
+    assert "S3cret" not in err + "\n".join(lines)
+    assert err.startswith("zquant-ops health: warehouse: cannot read postgresql+psycopg2://u:***@nohost.invalid:")
+    assert err.rstrip().endswith("while the warehouse is unreachable the code location uses the shipped calendar "
+                                 "(through 2026-12-31) and stock list")
+
+
+@dg.asset
+def reads_the_warehouse(warehouse: WarehouseResource) -> None:
+    warehouse.get()
+
+
+def test_a_run_that_cannot_reach_the_warehouse_fails_without_its_password(home):
+    url = "postgresql://u:p@ss#S3cret@nohost.invalid:5432/db"
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize([reads_the_warehouse], instance=instance, raise_on_error=False,
+                                resources={"warehouse": WarehouseResource(url=url)})
+        events = [str(e.dagster_event) if e.dagster_event else e.user_message for e in instance.all_logs(result.run_id)]
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error
+    assert 'could not translate host name "***@nohost.invalid"' in failure.to_string()
+    assert "S3cret" not in "\n".join(events) + failure.to_string()
 
 
 def test_health_names_an_unreachable_postgres_instance(healthy, capsys, home, monkeypatch):

@@ -10,6 +10,7 @@ same instance, the proxy's 401s, and the UI in headless Chromium.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from base64 import b64encode
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from dagster import DagsterRunStatus
@@ -176,6 +178,76 @@ def test_the_proxy_answers_401_without_credentials(deployment):
     assert _listening_addresses(deployment.web_port) == {"127.0.0.1"}
 
 
+# A launch a page of another site would forge (the location name is wrong on purpose: if the
+# proxy let it through, Dagster would answer it, and launch nothing).
+LAUNCH = ('mutation { launchPipelineExecution(executionParams: {selector: {repositoryLocationName: "forged", '
+          'repositoryName: "forged", pipelineName: "market_data_job"}}) { __typename } }')
+EVIL = {"Origin": "http://evil.example"}
+
+
+def _request(deployment, method: str, path: str, body: str | None = None, headers: dict | None = None,
+             ) -> tuple[int, str]:
+    """One request through the proxy with alice's credentials and exactly these headers."""
+    connection = http.client.HTTPConnection("127.0.0.1", deployment.proxy_port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers={"Authorization": _basic(USER, PASSWORD),
+                                                             **(headers or {})})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("method, path, body, headers", [
+    # An HTML form: dagster-webserver reads a non-JSON POST's query string, the form's action.
+    ("POST", "/graphql?query=" + quote(LAUNCH), "x=1", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("POST", "/graphql?query=" + quote(LAUNCH), "", {"Content-Type": "text/plain"}),
+    ("POST", "/graphql", json.dumps({"query": LAUNCH}), {"Content-Type": "text/plain; charset=application/json"}),
+    ("POST", "/graphql?query=" + quote(LAUNCH), None, {}),
+    ("POST", "/graphql?query=" + quote(LAUNCH), "", {"Content-Type": "Application/JSON"}),
+    ("GET", "/graphql?query=" + quote(LAUNCH), None, {}),
+    ("GET", "/graphql?query=" + quote(LAUNCH).replace("mutation", "%6Dut%61tion"), None, {}),
+    ("POST", "/graphql", json.dumps({"query": LAUNCH}), {"Content-Type": "application/json", **EVIL}),
+    ("POST", "/report_asset_materialization/zquant_forged_asset", None, EVIL),
+], ids=["form", "text-plain-query-string", "text-plain-json", "no-content-type", "json-in-capitals", "get",
+        "get-escaped", "foreign-origin", "foreign-origin-report-endpoint"])
+def test_the_proxy_refuses_requests_another_site_could_forge(deployment, method, path, body, headers):
+    status, text = _request(deployment, method, path, body, headers)
+    assert status == 403 and text.startswith("refused: "), (status, text)
+
+
+def test_the_proxy_refuses_a_websocket_opened_by_another_site(deployment):
+    assert _websocket_status(deployment, f"http://127.0.0.1:{deployment.proxy_port}") == 101
+    assert _websocket_status(deployment, EVIL["Origin"]) == 403
+
+
+def test_the_proxy_passes_what_the_ui_and_the_graphql_client_send(deployment):
+    own = {"Origin": f"http://127.0.0.1:{deployment.proxy_port}"}
+    query = json.dumps({"query": "{ version }"})
+    for content_type in ("application/json", "application/json; charset=utf-8"):
+        status, text = _request(deployment, "POST", "/graphql", query, {"Content-Type": content_type, **own})
+        assert status == 200 and '"version"' in text, (content_type, status, text)
+    # A mutation, posted as the UI posts it: from the site's own page, as JSON.
+    status, text = _request(deployment, "POST", "/graphql", json.dumps({"query": LAUNCH}),
+                            {"Content-Type": "application/json", **own})
+    assert status == 200 and "launchPipelineExecution" in text, text
+    status, text = _request(deployment, "GET", "/graphql?query=" + quote("{ version }"))
+    assert status == 200 and '"version"' in text, text
+
+
+def _websocket_status(deployment, origin: str) -> int:
+    """The status of a websocket handshake on /graphql, as the UI opens it for live logs."""
+    connection = http.client.HTTPConnection("127.0.0.1", deployment.proxy_port, timeout=30)
+    try:
+        connection.request("GET", "/graphql", headers={
+            "Authorization": _basic(USER, PASSWORD), "Origin": origin, "Upgrade": "websocket",
+            "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Protocol": "graphql-ws"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def _proxy_client(deployment, user: str = USER, password: str = PASSWORD) -> DagsterGraphQLClient:
     return DagsterGraphQLClient("127.0.0.1", port_number=deployment.proxy_port, auth=HTTPBasicAuth(user, password))
 
@@ -289,11 +361,20 @@ def test_the_ui_in_headless_chromium(deployment):
                                           viewport={"width": 1600, "height": 1000})
             page = context.new_page()
             page.set_default_timeout(60_000)
+            # What the UI sends through the proxy's forgery checks: JSON POSTs to /graphql
+            # (queries, and the "Skip" of the welcome dialog: mutation SetNuxSeen) and the
+            # websocket of live updates.
+            graphql: list[tuple[str, str, str | None, int]] = []
+            page.on("response", lambda r: graphql.append((r.request.method, r.url.split("?op=")[-1],
+                                                          r.request.headers.get("content-type"), r.status))
+                    if "/graphql" in r.url else None)
+            sockets: list[str] = []
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda _: sockets.append(ws.url)))
 
             # The asset graph of the market group: every node and its neighbours, loaded
             # (stock_basic is no neighbour: only a check of daily_bars reads it).
             page.goto(base + "/locations/zquant_orchestration.definitions/asset-groups/market/lineage")
-            _dismiss_welcome(page)
+            _dismiss_welcome(page, first_visit=True)
             for name in ("daily_bars", "adj_factor", "daily_basic", "daily_hfq", "daily_factors", "trade_cal"):
                 expect(page.get_by_text(name, exact=True).first).to_be_visible()
             expect(page.get_by_text("Loading...")).to_have_count(0)
@@ -314,17 +395,26 @@ def test_the_ui_in_headless_chromium(deployment):
             expect(page.get_by_text(f"partition: {PARALLEL_DAYS[-1]}", exact=True)).to_be_visible()
             expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
             page.screenshot(path=str(SCREENSHOTS / "run.png"))
+
+            assert graphql and all(status == 200 for *_, status in graphql), graphql
+            assert {(m, t) for m, _, t, _ in graphql} == {("POST", "application/json")}, graphql
+            assert "SetNuxSeen" in {op for _, op, _, _ in graphql}, "the UI's own mutation went through"
+            assert sockets, "the UI's websocket was accepted and answered"
         finally:
             browser.close()
 
 
-def _dismiss_welcome(page) -> None:
-    """Dagster's first-visit "Join the community" dialog covers the page until skipped."""
+def _dismiss_welcome(page, first_visit: bool = False) -> None:
+    """Dagster's first-visit "Join the community" dialog covers the page until skipped. It
+    shows once per instance (DAGSTER_HOME/.nux): on the first visit it must show."""
     skip = page.get_by_role("button", name="Skip")
-    try:
-        skip.wait_for(timeout=5_000)
-    except Exception:  # noqa: BLE001 - it only shows once per browser profile
-        return
+    if first_visit:
+        skip.wait_for(timeout=60_000)
+    else:
+        try:
+            skip.wait_for(timeout=5_000)
+        except Exception:  # noqa: BLE001 - a later page may still show it once
+            return
     skip.click()
 
 

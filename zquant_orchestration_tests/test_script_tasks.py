@@ -54,6 +54,21 @@ def task_file(tmp_path, text: str) -> Path:
      "task 'daily_bars': name: 'daily_bars' is already an asset of the code location; rename the task"),
     ("tasks:\n  a:\n    script: ok.py\n   deps: [x]\n", "not valid YAML at line 4"),
     ("jobs: []\n", "expected a mapping 'tasks:' of task names to tasks"),
+    ("tasks:\n  日报:\n    script: ok.py\n",
+     "task '日报': name: use ASCII letters, digits and _ only, not starting with a digit"),
+    ("tasks:\n  a:\n    script: ok.py\n  b:\n    script: ok.py\n  a:\n    command: echo\n",
+     "line 6: 'a' appears twice in one mapping (first at line 2); a task name or field may appear once"),
+    ("tasks:\n  a:\n    script: ok.py\n    retries: 1\n    retries: 2\n",
+     "line 5: 'retries' appears twice in one mapping (first at line 4)"),
+    ("tasks:\n  a:\n    script: ok.py\n    env: [REPORT_DIR, TUSHARE_TOKEN]\n",
+     "task 'a': env: TUSHARE_TOKEN is a secret of the deployment and never reaches a script; remove it"),
+    ("tasks:\n  a:\n    script: ok.py\n    env: [DAGSTER_PG_PASSWORD]\n",
+     "task 'a': env: DAGSTER_PG_PASSWORD is a secret"),
+    ("tasks:\n  a:\n    script: ok.py\n    env: [ZQUANT_WEBHOOK_URL]\n",
+     "task 'a': env: ZQUANT_WEBHOOK_URL is a secret"),
+    ("tasks:\n  a:\n    script: ok.py\n    env: REPORT_DIR\n",
+     "task 'a': env: expected a list of environment variable names"),
+    ("tasks:\n  a:\n    script: ok.py\n    env: [REPORT-DIR]\n", "task 'a': env: 'REPORT-DIR' is not a variable name"),
 ])
 def test_each_kind_of_mistake_is_one_line_naming_file_task_and_field(tmp_path, text, message):
     path = task_file(tmp_path, text)
@@ -142,3 +157,47 @@ def test_a_task_runs_again_when_its_upstream_partition_changes(breadth):
     instance.report_runless_asset_event(dg.AssetMaterialization("daily_bars", partition="2024-03-05"))
     assert requested() == {"2024-03-05"}, "daily_bars of 2024-03-05 changed: that partition of the task re-runs"
     assert requested() == set(), "once"
+
+
+ENV_REPORT = """import os
+from dagster_pipes import open_dagster_pipes
+
+with open_dagster_pipes() as pipes:
+    pipes.report_asset_materialization(metadata={"names": " ".join(sorted(os.environ)),
+                                                 "report_dir": os.environ.get("REPORT_DIR", "unset")})
+"""
+SECRETS = {"DAGSTER_PG_PASSWORD": "pg-secret", "ZQUANT_WEBHOOK_URL": "https://hooks.example/T0/B0/hook-secret",
+           "TUSHARE_TOKEN": "tushare-secret", "AWS_SECRET_ACCESS_KEY": "cloud-secret"}
+
+
+def _environment_seen(tmp_path, monkeypatch, env_field: str = "") -> dict[str, str]:
+    for name, value in {**SECRETS, "REPORT_DIR": "/srv/reports",
+                        "ZQUANT_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'w.sqlite'}"}.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "env_report.py").write_text(ENV_REPORT)
+    (tmp_path / "tasks.yaml").write_text(f"tasks:\n  env_report:\n    script: env_report.py\n{env_field}")
+    (task,) = build_task_assets(load_task_file(tmp_path / "tasks.yaml", KNOWN), {})
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([task], instance=instance,
+                                resources={"pipes_subprocess_client": dg.PipesSubprocessClient()})
+        assert result.success
+        warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == 30]
+    metadata = result.asset_materializations_for_node("env_report")[0].metadata
+    return {"names": set(metadata["names"].value.split()), "report_dir": metadata["report_dir"].value,
+            "warnings": warnings}
+
+
+def test_a_script_gets_no_secret_of_the_deployment(tmp_path, monkeypatch):
+    seen = _environment_seen(tmp_path, monkeypatch)
+    assert not seen["names"] & set(SECRETS), seen["names"]
+    assert {"PATH", "HOME", "ZQUANT_WAREHOUSE_URL", "DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"} <= seen["names"]
+    assert seen["report_dir"] == "unset", "a variable no task names stays out too"
+
+
+def test_a_script_gets_the_variables_its_task_names_in_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    seen = _environment_seen(tmp_path, monkeypatch, "    env: [REPORT_DIR, NOT_SET_ANYWHERE]\n")
+    assert seen["report_dir"] == "/srv/reports"
+    assert not seen["names"] & set(SECRETS)
+    assert ("task 'env_report': env: NOT_SET_ANYWHERE not set in the code location's environment; the script "
+            "runs without") in seen["warnings"]

@@ -9,17 +9,15 @@ after the reference data lands and the code location is reloaded (as new trading
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import inspect
 
+from .trading_calendar import warn_unreachable
 from .warehouse import Warehouse
 
 SHIPPED_STOCK_LIST = Path(__file__).parent / "tushare_server" / "data" / "stock_basic.csv"
-
-log = logging.getLogger(__name__)
 
 
 def load_stock_codes(warehouse_url: str | None) -> list[str]:
@@ -37,6 +35,6 @@ def _from_warehouse(url: str) -> set[str]:
         codes = set(warehouse.query("SELECT DISTINCT ts_code FROM stock_basic").ts_code)
         warehouse.engine.dispose()
     except Exception as exc:  # the shipped list still names every stock listed when it was cut
-        log.warning("Could not read stock_basic from the warehouse (%s); using the shipped stock list", exc)
+        warn_unreachable(url, exc)
         return set()
     return codes

@@ -16,11 +16,13 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import inspect
 
+from .redact import first_line, redact_url
 from .warehouse import Warehouse
 
 SHIPPED_CALENDAR = Path(__file__).parent / "tushare_server" / "data" / "trade_cal_SSE.csv"
 
 log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class TradingCalendar:
 def load_calendar(warehouse_url: str | None) -> TradingCalendar:
     days = _shipped()
     if warehouse_url:
-        days.update(_from_warehouse(warehouse_url))
+        days.update(_from_warehouse(warehouse_url, max(days)))
     frame = pd.Series(days).sort_index()
     open_days = tuple(d for d, is_open in frame.items() if is_open)
     closed_weekdays = tuple(d for d, is_open in frame.items() if not is_open and d.weekday() < 5)
@@ -49,7 +51,7 @@ def _shipped() -> dict[date, bool]:
     return {date(int(d[:4]), int(d[4:6]), int(d[6:])): bool(o) for d, o in zip(cal.cal_date, cal.is_open, strict=True)}
 
 
-def _from_warehouse(url: str) -> dict[date, bool]:
+def _from_warehouse(url: str, shipped_through: date) -> dict[date, bool]:
     """The SSE rows the trade_cal asset landed; nothing (with a warning) if unreachable."""
     try:
         warehouse = Warehouse(url)
@@ -58,6 +60,21 @@ def _from_warehouse(url: str) -> dict[date, bool]:
         frame = warehouse.read("trade_cal", {"exchange": ["SSE"]})
         warehouse.engine.dispose()
     except Exception as exc:  # the shipped calendar still gives correct partitions up to its end
-        log.warning("Could not read trade_cal from the warehouse (%s); using the shipped calendar", exc)
+        warn_unreachable(url, exc, shipped_through)
         return {}
     return {d: bool(o) for d, o in zip(frame.cal_date, frame.is_open, strict=True)}
+
+
+def shipped_through() -> date:
+    return max(_shipped())
+
+
+def warn_unreachable(url: str, exc: BaseException, through: date | None = None) -> None:
+    """One line per load, whichever reader met the unreachable warehouse first (the stock
+    list falls back the same way), with the password masked however malformed the URL."""
+    if url in _warned:
+        return
+    _warned.add(url)
+    log.warning("The warehouse %s is unreachable (%s): the code location uses the shipped trading calendar "
+                "(through %s) and stock list until it is reachable and the code location is reloaded",
+                redact_url(url), first_line(exc, url), through or shipped_through())

@@ -56,16 +56,25 @@ def check_instance(require_daemon: bool = True) -> Check:
 
 
 def check_warehouse() -> Check:
+    from zquant_orchestration.lib.redact import first_line, redact_url
+    from zquant_orchestration.lib.trading_calendar import shipped_through
     from zquant_orchestration.lib.warehouse import Warehouse, default_url
+    from zquant_orchestration.lib.warehouse.warehouse import normalize_url
 
-    warehouse = Warehouse(default_url())
-    where = repr(warehouse)[len("Warehouse("):-1]
+    url = default_url()
+    where = redact_url(normalize_url(url))
+    warehouse = None
     try:
+        warehouse = Warehouse(url)
         latest = warehouse.ping()
     except Exception as exc:  # noqa: BLE001
-        return Check("warehouse", False, f"cannot read {where}: {_first_line(exc)} (check ZQUANT_WAREHOUSE_URL)")
+        # The code location reads the same URL at load and falls back the same way.
+        return Check("warehouse", False, f"cannot read {where}: {first_line(exc, url)} (check ZQUANT_WAREHOUSE_URL); "
+                                         "while the warehouse is unreachable the code location uses the shipped "
+                                         f"calendar (through {shipped_through()}) and stock list")
     finally:
-        warehouse.engine.dispose()
+        if warehouse is not None:
+            warehouse.engine.dispose()
     landed = ", ".join(f"{t} {d or 'empty'}" for t, d in latest.items())
     return Check("warehouse", True, f"{where}; latest day: {landed}")
 

@@ -5,10 +5,15 @@ metadata it reports through ``dagster_pipes`` land in the run's event log, shown
 like any asset's. A task is partitioned by trading day when any of its deps is (the
 script reads ``context.partition_key``); it runs again when one of its upstream partitions
 changes, and, with ``cron``, at that time once its deps have updated.
+
+The script gets an allow-list environment (launch.py): locale, PATH, HOME, TZ, TMPDIR,
+what Pipes needs, ``ZQUANT_WAREHOUSE_URL`` and the variables its task names in ``env:``;
+never a secret of the deployment.
 """
 
 
 import os
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -16,9 +21,11 @@ import dagster as dg
 from zquant_orchestration.defs.market.partitions import trading_days
 from zquant_orchestration.lib.warehouse import default_url
 
+from . import launch
 from .spec import TaskSpec, load_task_file
 
 TASKS_FILE_ENV = "ZQUANT_TASKS_FILE"
+LAUNCHER = Path(launch.__file__)
 
 # The latest day as soon as its deps land (eager), and any older partition whose upstream
 # partition is materialized again, without backfilling all of history on the first tick.
@@ -38,8 +45,14 @@ def tasks_file() -> Path | None:
 
 
 def script_env() -> dict[str, str]:
-    """What a script gets besides the environment: the warehouse; never the Tushare token."""
-    return {"ZQUANT_WAREHOUSE_URL": default_url(), "TUSHARE_TOKEN": ""}
+    """The warehouse the script reads (resolved, so the SQLite default reaches it too)."""
+    return {launch.WAREHOUSE: default_url()}
+
+
+def launched(spec: TaskSpec) -> list[str]:
+    """The task's command behind the launcher that strips the environment (-I: the
+    launcher itself ignores PYTHON* variables and the user's site-packages)."""
+    return [sys.executable, "-I", str(LAUNCHER), ",".join(spec.env), "--", *spec.command]
 
 
 def build_task_assets(specs: list[TaskSpec], upstream: dict[str, dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
@@ -64,7 +77,11 @@ def _task_asset(spec: TaskSpec, known: dict[str, dg.AssetsDefinition]) -> dg.Ass
               partitions_def=trading_days if by_day else None, retry_policy=retry, automation_condition=condition,
               metadata={"command": " ".join(spec.command), "working_directory": str(spec.cwd)})
     def task(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-        return pipes_subprocess_client.run(command=list(spec.command), context=context, cwd=str(spec.cwd),
+        unset = [name for name in spec.env if name not in os.environ]
+        if unset:
+            context.log.warning(f"task '{spec.name}': env: {', '.join(unset)} not set in the code location's "
+                                "environment; the script runs without")
+        return pipes_subprocess_client.run(command=launched(spec), context=context, cwd=str(spec.cwd),
                                            env=script_env()).get_materialize_result()
 
     return task

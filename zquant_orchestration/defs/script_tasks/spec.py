@@ -9,6 +9,7 @@ tasks:
     deps: [daily_factors]           # assets of this code location or other tasks
     cron: "0 20 * * 1-5"            # optional, Asia/Shanghai: run then (after its deps updated)
     retries: 1                      # optional step retries
+    env: [REPORT_DIR]               # optional: variables of the code location's environment the script gets
 ```
 
 Everything is checked when the code location loads, and a mistake stops the load with
@@ -18,6 +19,7 @@ that cannot run.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -26,7 +28,12 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-FIELDS = {"description", "script", "command", "deps", "cron", "retries", "on_failure"}
+from .launch import SECRETS
+
+FIELDS = {"description", "script", "command", "deps", "cron", "retries", "on_failure", "env"}
+# Dagster's asset names: ASCII letters, digits and _ (a Python identifier may be 日报).
+TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class TaskFileError(ValueError):
@@ -42,6 +49,7 @@ class TaskSpec:
     cron: str | None = None
     retries: int = 0
     cwd: Path = field(default_factory=Path.cwd)
+    env: tuple[str, ...] = ()
 
 
 def load_task_file(path: Path, known_assets: set[str]) -> list[TaskSpec]:
@@ -49,7 +57,10 @@ def load_task_file(path: Path, known_assets: set[str]) -> list[TaskSpec]:
     path = Path(path)
     where = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as duplicate:
+        raise TaskFileError(f"{where}: line {duplicate.line}: '{duplicate.key}' appears twice in one mapping "
+                            f"(first at line {duplicate.first}); a task name or field may appear once") from None
     except FileNotFoundError:
         raise TaskFileError(f"{where}: no such task file; fix ZQUANT_TASKS_FILE or create it") from None
     except yaml.YAMLError as exc:
@@ -67,8 +78,9 @@ def _task(where: str, folder: Path, name, body, known_assets: set[str], task_nam
     def fail(field_name: str, problem: str) -> TaskFileError:
         return TaskFileError(f"{where}: task '{name}': {field_name}: {problem}")
 
-    if not isinstance(name, str) or not name.isidentifier():
-        raise TaskFileError(f"{where}: task '{name}': the name must be a Python identifier (letters, digits, _)")
+    if not isinstance(name, str) or not TASK_NAME.fullmatch(name):
+        raise TaskFileError(f"{where}: task '{name}': name: use ASCII letters, digits and _ only, not starting "
+                            "with a digit (the name is a Dagster asset name)")
     if name in known_assets:
         raise fail("name", f"'{name}' is already an asset of the code location; rename the task")
     if not isinstance(body, dict):
@@ -107,7 +119,20 @@ def _task(where: str, folder: Path, name, body, known_assets: set[str], task_nam
         raise fail("on_failure", "only 'stop' exists here: Dagster never runs a task whose upstream failed in the "
                                  "same run (see README, 'Workflows'); tasks that do not depend on it run anyway")
     return TaskSpec(name=name, command=command, deps=tuple(deps), description=str(body.get("description", "")),
-                    cron=None if cron is None else str(cron), retries=retries, cwd=folder.resolve())
+                    cron=None if cron is None else str(cron), retries=retries, cwd=folder.resolve(),
+                    env=_env(body.get("env") or [], fail))
+
+
+def _env(names, fail) -> tuple[str, ...]:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise fail("env", "expected a list of environment variable names, e.g. [REPORT_DIR]")
+    for name in names:
+        if not VARIABLE_NAME.fullmatch(name):
+            raise fail("env", f"'{name}' is not a variable name (letters, digits, _)")
+        if name in SECRETS:
+            raise fail("env", f"{name} is a secret of the deployment and never reaches a script; remove it "
+                              "(scripts read the warehouse through ZQUANT_WAREHOUSE_URL)")
+    return tuple(dict.fromkeys(names))
 
 
 def _in_dependency_order(where: str, specs: list[TaskSpec]) -> list[TaskSpec]:
@@ -131,3 +156,29 @@ def _in_dependency_order(where: str, specs: list[TaskSpec]) -> list[TaskSpec]:
     for spec in specs:
         visit(spec.name, [])
     return ordered
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, line: int, first: int):
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (plain YAML keeps the last one,
+    which would silently drop a task)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, line, seen[key])
+                seen[key] = line
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                continue
+        return super().construct_mapping(node, deep)

@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from ..redact import mask_engine_errors, redact_url
 from .statements import lock_period, require_statement_table
 from .tables import FINANCE_TABLES, TABLES, metadata, version_keys
 
@@ -74,12 +75,13 @@ class Warehouse:
             Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(self.url, **_engine_options(self.url))
         self.dialect = self.engine.dialect.name
+        mask_engine_errors(self.engine, url)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._schema_ready = False
 
     def __repr__(self) -> str:
-        return f"Warehouse({self.engine.url.render_as_string(hide_password=True)})"
+        return f"Warehouse({redact_url(self.url)})"
 
     # --- schema ---------------------------------------------------------------------------
 
