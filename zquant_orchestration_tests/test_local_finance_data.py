@@ -53,7 +53,7 @@ def book(stocks) -> FinanceBook:
 
 
 def names(api: str) -> list[str]:
-    return [c for c, _ in SCHEMA[api]]
+    return [c for c, *_ in SCHEMA[api]]
 
 
 def close(a, b) -> bool:
@@ -80,7 +80,7 @@ def test_types_and_order(book):
     weekdays = pd.to_datetime(frame.ann_date, format="%Y%m%d").dt.day_of_week
     assert (weekdays < 5).all()
     # A column is empty in all or none of a stock's reports; about half the non-key ones are empty.
-    floats = frame[[c for c, t in SCHEMA["income"] if t == "float"]]
+    floats = frame[[c for c, t, *_ in SCHEMA["income"] if t == "float"]]
     empty = floats.isna().all()
     assert (empty | floats.notna().all()).all()
     assert 0.15 < empty.mean() < 0.6
@@ -228,7 +228,7 @@ def test_real_fixture_rows_are_reproduced(book):
             served = served[served.end_date.isin(rows.end_date)].reset_index(drop=True)
             expected = rows.reset_index(drop=True)
             pd.testing.assert_frame_equal(served[list(real.columns)], expected, check_dtype=False)
-            others = [c for c, t in SCHEMA[api] if t == "float" and c not in real.columns]
+            others = [c for c, t, *_ in SCHEMA[api] if t == "float" and c not in real.columns]
             assert served[others].isna().all().all()
             # Repeated rows: the first is the update (flag 1), the rest originals (flag 0).
             repeated = expected.duplicated(["end_date"], keep=False)

@@ -21,6 +21,7 @@ import pandas as pd
 import requests
 
 from . import protocol
+from .catalog import known_fields
 from .errors import (
     TushareAuthError,
     TushareEmptyReplyError,
@@ -109,11 +110,15 @@ class TushareClient:
     ) -> pd.DataFrame:
         """All rows of one API call, every page of it, or an exception.
 
+        ``fields``: the columns wanted; without them, every column the catalog knows for
+        the API (Tushare itself would send only its default-display ones). A reply lacking
+        a wanted column is garbage and retried; a column not wanted is dropped.
+
         ``require_rows``: the caller knows rows must exist (an open trading day); an empty
         answer is then an error, never "no data".
         """
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        wanted = protocol.normalize_fields(fields)
+        wanted = protocol.normalize_fields(fields) or known_fields(api_name)
         stats = CallStats(api=api_name, params=dict(params))
         started = time.monotonic()
         try:
@@ -147,13 +152,16 @@ class TushareClient:
         return self.row_limits.get(api_name) or protocol.row_limit(api_name)
 
     def _all_pages(self, api_name, params, wanted, stats) -> tuple[list[str], list[list]]:
+        """Pages from offset 0 while the reply's ``has_more`` is true, whatever a page's size
+        (the service may cap below the ``limit`` asked for). A reply without ``has_more``
+        ends the call with its first page shorter than ``limit``."""
         limit = self._row_limit(api_name)
         offset = 0
         columns: list[str] | None = None
         items: list[list] = []
         while True:
             page_params = dict(params, offset=offset, limit=limit)
-            reply = self._call_with_retries(api_name, page_params, wanted, stats)
+            reply = _only_wanted(self._call_with_retries(api_name, page_params, wanted, stats), wanted)
             stats.pages += 1
             if columns is None:
                 columns = reply.fields
@@ -163,11 +171,15 @@ class TushareClient:
                     f"({columns} then {reply.fields}); nothing was written, re-run"
                 )
             items.extend(reply.items)
-            # A service that ignores our `limit` and returns more tells us its real page size.
-            if len(reply.items) > limit:
-                limit = len(reply.items)
-            if len(reply.items) < limit:
-                return columns, items
+            if reply.has_more is not None:
+                if not reply.has_more:
+                    return columns, items
+            else:
+                # A service that ignores our `limit` and returns more tells us its real page size.
+                if len(reply.items) > limit:
+                    limit = len(reply.items)
+                if len(reply.items) < limit:
+                    return columns, items
             offset += len(reply.items)
 
     # --- one page, retried -------------------------------------------------------------
@@ -279,9 +291,36 @@ class TushareClient:
         if response.status_code >= 400:
             raise _Transient(f"HTTP {response.status_code} from {url}")
         try:
-            return protocol.decode_reply(content)
+            reply = protocol.decode_reply(content)
         except protocol.GarbageReply as exc:
             raise _Transient(f"garbage reply: {exc}") from None
+        problem = _garbage_in(reply, wanted) if reply.code == protocol.CODE_OK else ""
+        if problem:
+            raise _Transient(f"garbage reply: {problem}")
+        return reply
+
+
+def _garbage_in(reply: protocol.Reply, wanted: list[str]) -> str:
+    """Why a successful reply cannot be used as it is, or "" when it can."""
+    if reply.items or reply.fields:
+        missing = [f for f in wanted if f not in reply.fields]
+        if missing:
+            return f"it lacks the requested column(s) {', '.join(missing)}"
+    if reply.has_more and not reply.items:
+        return "it says more rows follow but holds none"
+    return ""
+
+
+def _only_wanted(reply: protocol.Reply, wanted: list[str]) -> protocol.Reply:
+    """The reply with exactly the ``wanted`` columns in that order: a column added at the
+    source (or sent by mistake) is dropped, so it never reaches a table."""
+    if not wanted or reply.fields == wanted:
+        return reply
+    if not reply.items and not reply.fields:  # "no rows" without a header: same answer
+        return protocol.Reply(reply.code, reply.msg, list(wanted), [], reply.has_more)
+    at = [reply.fields.index(f) for f in wanted]
+    return protocol.Reply(reply.code, reply.msg, list(wanted), [[row[i] for i in at] for row in reply.items],
+                          reply.has_more)
 
 
 def _describe(params: dict[str, Any]) -> str:

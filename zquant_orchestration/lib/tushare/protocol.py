@@ -6,7 +6,10 @@ official ``tushare`` package uses (tushare/pro/client.py):
 
     POST {http_url}/{api_name}
     {"api_name": ..., "token": ..., "params": {...}, "fields": "a,b,c"}
-    -> {"code": 0, "msg": "", "data": {"fields": [...], "items": [[...], ...]}}
+    -> {"code": 0, "msg": "", "data": {"fields": [...], "items": [[...], ...], "has_more": false}}
+
+``has_more`` says whether rows remain past this page (the official client ignores it;
+public threads show it in replies: waditu/tushare#1408, QHh6eQ/tushare-pro-java-sdk#2).
 
 A nonzero ``code`` is an error whose ``msg`` is a Chinese sentence; the sentences
 below are the ones the live service sends (see the fixtures README).
@@ -37,25 +40,26 @@ MSG_SERVER_ERROR = "系统内部错误，请稍后重试。"
 MSG_BAD_REQUEST = "参数错误：{detail}"
 MSG_UNKNOWN_API = "请指定正确的接口名：{api_name}"
 
-# Rows one call returns at most. When a reply holds this many rows there may be more,
-# and the client asks for the next page with ``offset``. A value here that is LOWER than
-# the service's real limit costs one extra call; a HIGHER one would silently lose rows,
-# so when unsure, err low.
+# Rows one call returns at most, from Tushare's documentation (page: https://tushare.pro/document/2?doc_id=N,
+# or Tushare's own "Tushare接口文档" articles where the page gives no number). The client asks for
+# this many and pages on the reply's ``has_more``; without ``has_more`` a full page means maybe
+# more. The local server serves exactly these.
 DEFAULT_ROW_LIMITS: dict[str, int] = {
-    "trade_cal": 5000,
-    "stock_basic": 6000,
-    "daily": 6000,
-    "adj_factor": 6000,
-    "daily_basic": 6000,
-    "income": 1000,
-    "balancesheet": 1000,
-    "cashflow": 1000,
-    "fina_indicator": 100,
+    "trade_cal": 5000,       # doc 26 gives no number ("one call holds an exchange's calendar"); ours
+    "stock_basic": 6000,     # doc 25 article: 每次最多返回6000行
+    "daily": 6000,           # doc 27: 每次6000条数据
+    "adj_factor": 6000,      # doc 28 gives no number; as daily
+    "daily_basic": 6000,     # doc 32: 单次请求最大返回6000条数据
+    "income": 500,           # doc 33 article: 单次请求最大返回500行
+    "balancesheet": 100,     # doc 36 article: 单次请求最大返回100行
+    "cashflow": 100,         # doc 44 article: 单次请求最大返回100行
+    "fina_indicator": 100,   # doc 79: 每次请求最多返回100条记录
+    # The *_vip variants share their base's page, which gives them no number of their own.
     "income_vip": 5000,
     "balancesheet_vip": 5000,
     "cashflow_vip": 5000,
     "fina_indicator_vip": 5000,
-    "disclosure_date": 3000,
+    "disclosure_date": 3000,  # doc 162: 单次最大3000
 }
 FALLBACK_ROW_LIMIT = 1000
 
@@ -65,7 +69,7 @@ def row_limit(api_name: str) -> int:
 
 
 def normalize_fields(fields: Any) -> list[str]:
-    """'' / None -> [] (all columns); 'a,b' or ['a','b'] -> ['a', 'b']."""
+    """'' / None -> [] (the default-display columns); 'a,b' or ['a','b'] -> ['a', 'b']."""
     if fields is None or fields == "":
         return []
     if isinstance(fields, str):
@@ -108,11 +112,15 @@ def decode_request(path: str, body: bytes) -> Request:
     )
 
 
-def encode_reply(code: int, msg: str, fields: list[str] | None = None, items: list[list] | None = None) -> bytes:
-    """A reply body as Tushare sends it: UTF-8 JSON, missing values as null. orjson, as for
-    decoding: a full-market day encodes several times faster than with the json module,
-    and the local server's encoding was a fifth of its CPU in the test suite."""
+def encode_reply(code: int, msg: str, fields: list[str] | None = None, items: list[list] | None = None,
+                 has_more: bool | None = None) -> bytes:
+    """A reply body as Tushare sends it: UTF-8 JSON, missing values as null; ``has_more``
+    left out when None. orjson, as for decoding: a full-market day encodes several times
+    faster than with the json module, and the local server's encoding was a fifth of its
+    CPU in the test suite."""
     data = {"fields": fields or [], "items": items or []} if code == CODE_OK else None
+    if data is not None and has_more is not None:
+        data["has_more"] = has_more
     return orjson.dumps({"request_id": "", "code": code, "msg": msg, "data": data})
 
 
@@ -122,6 +130,7 @@ class Reply:
     msg: str
     fields: list[str]
     items: list[list]
+    has_more: bool | None = None  # None: the reply does not say
 
 
 class GarbageReply(ValueError):
@@ -160,7 +169,10 @@ def decode_reply(body: bytes) -> Reply:
     for row in items:
         if not isinstance(row, list) or len(row) != width:
             raise GarbageReply(f"reply row does not have {width} values: {str(row)[:80]}")
-    return Reply(code=code, msg=msg, fields=fields, items=items)
+    has_more = data.get("has_more")
+    if has_more is not None and not isinstance(has_more, bool):
+        raise GarbageReply(f"reply has_more is not true or false: {has_more!r}")
+    return Reply(code=code, msg=msg, fields=fields, items=items, has_more=has_more)
 
 
 # --- what an error reply means -------------------------------------------------------

@@ -2,6 +2,7 @@
 
     zquant-tushare-server --port 0                     # serve; prints the URL it listens on
     zquant-tushare-server serve --fault-rate 0.3 --calls-per-minute 300 --log requests.jsonl
+    zquant-tushare-server serve --fault-rate 0.2 --fault-kinds missing_column,extra_column,empty
     zquant-tushare-server truth --api daily --start 20240102 --end 20240131 > truth.csv
 """
 
@@ -11,7 +12,8 @@ import argparse
 import sys
 
 from .dataset import SUPPORTED_APIS, Dataset
-from .server import FAULT_KINDS, LOCAL_TOKEN, FaultPlan, LocalTushareServer
+from .faults import ALL_FAULT_KINDS, DATA_FAULT_KINDS, FAULT_KINDS, FaultPlan
+from .server import LOCAL_TOKEN, LocalTushareServer
 
 
 def _pairs(text: str | None, what: str) -> dict[str, int]:
@@ -48,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--window-seconds", type=float, default=60.0, help="quota window (60 at Tushare)")
     serve.add_argument("--fault-rate", type=float, default=0.0, help="share of data requests that fail, 0..1")
     serve.add_argument("--fault-seed", type=int, default=0)
-    serve.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="subset of " + ",".join(FAULT_KINDS))
+    serve.add_argument("--fault-kinds", default=",".join(FAULT_KINDS),
+                       help=f"subset of {','.join(ALL_FAULT_KINDS)} (default {','.join(FAULT_KINDS)}; the data "
+                            f"faults {','.join(DATA_FAULT_KINDS)} send a successful reply with wrong content)")
     serve.add_argument("--slow-seconds", type=float, default=5.0, help="delay of a 'slow' fault")
     serve.add_argument("--failing-stocks", default="",
                        help="stocks whose calls always fail (server error), comma separated")

@@ -1,11 +1,13 @@
 """A Tushare-Pro-compatible HTTP server on 127.0.0.1: the offline source and the test double.
 
 It speaks the wire protocol of ``lib/tushare/protocol.py`` (``POST /{api_name}`` or
-``POST /`` with ``api_name`` in the body), checks the token, pages with the real per-call
-row limits, enforces an optional per-API quota with Tushare's own messages and codes, and
-injects faults on request from a seeded random stream. Every request is logged (one JSON
-object a line, never the token) so that tests can judge the client by the server's view:
-how many calls arrived in any 60-second window, which pages were asked for, and so on.
+``POST /`` with ``api_name`` in the body), checks the token, answers a call without
+``fields`` with the default-display columns only, pages with the documented per-call row
+limits and an exact ``has_more``, enforces an optional per-API quota with Tushare's own
+messages and codes, and injects faults on request from a seeded random stream
+(``faults.py``). Every request is logged (one JSON object a line, never the token) so that
+tests can judge the client by the server's view: how many calls arrived in any 60-second
+window, which pages were asked for, and so on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import socket
 import threading
 import time
 from collections import OrderedDict, defaultdict, deque
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,39 +25,12 @@ from typing import Any
 import pandas as pd
 
 from ..tushare import protocol
+from ..tushare.catalog import default_fields, known_fields
 from .dataset import Dataset
+from .faults import DATA_FAULT_KINDS, FAULT_KINDS, FaultPlan
 
 LOCAL_TOKEN = "zquant-local"  # the local server's default token (not a secret)
-FAULT_KINDS = ("http_5xx", "truncated_json", "drop", "slow", "error_code")
-
-
-@dataclass
-class FaultPlan:
-    """Which share of data requests fail, and how. The same seed gives the same faults."""
-
-    rate: float = 0.0
-    seed: int = 0
-    kinds: tuple[str, ...] = FAULT_KINDS
-    slow_seconds: float = 5.0
-    # Calls about these stocks (params ts_code) always fail with a server error: a stock
-    # that "keeps failing", as one broken record at Tushare does.
-    failing_stocks: tuple[str, ...] = ()
-    _rng: random.Random = field(init=False, repr=False)
-    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
-
-    def __post_init__(self):
-        unknown = set(self.kinds) - set(FAULT_KINDS)
-        if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
-        if not 0 <= self.rate <= 1:
-            raise ValueError(f"fault rate must be within 0..1, got {self.rate}")
-        self._rng = random.Random(self.seed)
-
-    def draw(self) -> str | None:
-        with self._lock:
-            if self.rate and self._rng.random() < self.rate:
-                return self._rng.choice(self.kinds)
-            return None
+__all__ = ["DATA_FAULT_KINDS", "FAULT_KINDS", "LOCAL_TOKEN", "FaultPlan", "LocalTushareServer"]
 
 
 class Quota:
@@ -220,6 +194,8 @@ class LocalTushareServer:
         if fault == "error_code":
             entry["code"] = protocol.CODE_SERVER_ERROR
             return fault, protocol.encode_reply(protocol.CODE_SERVER_ERROR, protocol.MSG_SERVER_ERROR), entry
+        if fault in DATA_FAULT_KINDS:
+            return self._spoiled(fault, request, entry)
         cached = self.reply_cache.get(ReplyCache.key(request)) if self.reply_cache else None
         if cached is not None:
             entry.update(code=protocol.CODE_OK, rows=cached[1])
@@ -242,7 +218,8 @@ class LocalTushareServer:
         for api_name in api_names:
             for day in days:
                 params = {"trade_date": str(day), "offset": 0, "limit": self.row_limit(api_name)}
-                request = protocol.Request(api_name=api_name, token=self.token, params=params, fields=[])
+                request = protocol.Request(api_name=api_name, token=self.token, params=params,
+                                           fields=known_fields(api_name))  # as the client names them
                 code, reply, rows = self._render(request)
                 if code != protocol.CODE_OK:
                     raise ValueError(f"cannot warm {api_name}: {reply.decode()[:200]}")
@@ -252,21 +229,51 @@ class LocalTushareServer:
 
     def _render(self, request: protocol.Request) -> tuple[int, bytes, int]:
         """(code, reply body, rows) of a data request that passed the token, quota and faults."""
+        code, msg, fields, items, has_more = self._page(request)
+        if code != protocol.CODE_OK:
+            return code, protocol.encode_reply(code, msg), 0
+        return code, protocol.encode_reply(code, "", fields, items, has_more), len(items)
+
+    def _spoiled(self, fault: str, request: protocol.Request, entry: dict[str, Any]
+                 ) -> tuple[str | None, bytes, dict[str, Any]]:
+        """A data fault: the page rendered, then made wrong (see ``faults.py``)."""
+        code, msg, fields, items, has_more = self._page(request)
+        spoiled = self.faults.spoil(fault, request.api_name, fields, items) if code == protocol.CODE_OK else None
+        if spoiled is None:
+            fault = None  # an error reply, or nothing the fault could take
+        else:
+            fields, items = spoiled
+            has_more = has_more and fault != "empty"
+        entry.update(code=code, rows=len(items) if code == protocol.CODE_OK else 0, fault=fault)
+        body = (protocol.encode_reply(code, "", fields, items, has_more) if code == protocol.CODE_OK
+                else protocol.encode_reply(code, msg))
+        return fault, body, entry
+
+    def _page(self, request: protocol.Request) -> tuple[int, str, list[str], list[list], bool]:
+        """(code, msg, fields, items, has_more) of one call, as Tushare answers it: the named
+        fields, or without any the default-display ones; at most the API's per-call limit of
+        rows from ``offset``; ``has_more`` true exactly when rows remain after this page."""
         try:
             frame = self.dataset.query(request.api_name, request.params)
         except KeyError:
-            msg = protocol.MSG_UNKNOWN_API.format(api_name=request.api_name)
-            return protocol.CODE_BAD_REQUEST, protocol.encode_reply(protocol.CODE_BAD_REQUEST, msg), 0
+            return protocol.CODE_BAD_REQUEST, protocol.MSG_UNKNOWN_API.format(api_name=request.api_name), [], [], False
         except ValueError as exc:
-            msg = protocol.MSG_BAD_REQUEST.format(detail=exc)
-            return protocol.CODE_BAD_REQUEST, protocol.encode_reply(protocol.CODE_BAD_REQUEST, msg), 0
-        fields = [f for f in request.fields if f in frame.columns] or list(frame.columns)
+            return protocol.CODE_BAD_REQUEST, protocol.MSG_BAD_REQUEST.format(detail=exc), [], [], False
+        fields = [f for f in request.fields if f in frame.columns] or self._default_fields(request.api_name, frame)
         offset = int(request.params.get("offset") or 0)
         max_rows = self.row_limit(request.api_name)
         limit = min(int(request.params.get("limit") or max_rows), max_rows)
         page = frame.iloc[offset:offset + limit][fields]
         items = page.astype(object).where(page.notna(), None).to_numpy().tolist()
-        return protocol.CODE_OK, protocol.encode_reply(protocol.CODE_OK, "", fields, items), len(items)
+        return protocol.CODE_OK, "", fields, items, offset + len(items) < len(frame)
+
+    @staticmethod
+    def _default_fields(api_name: str, frame: pd.DataFrame) -> list[str]:
+        try:
+            shown = default_fields(api_name)
+        except KeyError:
+            return list(frame.columns)
+        return [f for f in shown if f in frame.columns]
 
 
 def _handler_for(server: LocalTushareServer):
