@@ -26,7 +26,7 @@ from zquant_orchestration.lib.warehouse import Warehouse, quality
 
 from .config import MarketRunConfig, codes
 from .partitions import trading_days
-from .reference import ReferenceRunConfig, guard_calendar, guard_stock_list
+from .reference import STATUSES_WITH_ROWS, ReferenceRunConfig, guard_calendar, guard_stock_list
 from .replies import validate_day, validate_stock, whole_reply
 
 # The exchanges Tushare's trade_cal documents.
@@ -67,7 +67,7 @@ def trade_cal(context: dg.AssetExecutionContext, config: ReferenceRunConfig, tus
     mark = tushare.stats_mark()
     with failing_fast_on_permanent_errors():
         frames = {ex: whole_reply(f"trade_cal(exchange={ex})", "trade_cal",
-                                  tushare.query("trade_cal", {"exchange": ex}))
+                                  tushare.query("trade_cal", {"exchange": ex}, expect_rows=True))
                   for ex in EXCHANGES}
     wh = warehouse.get()
     removed = guard_calendar(context, wh, frames, config.allow_removals)
@@ -94,7 +94,8 @@ def stock_basic(context: dg.AssetExecutionContext, config: ReferenceRunConfig, t
     mark = tushare.stats_mark()
     with failing_fast_on_permanent_errors():
         frames = {status: whole_reply(f"stock_basic(list_status={status})", "stock_basic",
-                                      tushare.query("stock_basic", {"list_status": status}))
+                                      tushare.query("stock_basic", {"list_status": status},
+                                                    expect_rows=status in STATUSES_WITH_ROWS))
                   for status in LIST_STATUSES}
     frame = pd.concat(frames.values(), ignore_index=True)
     if frame.ts_code.duplicated().any():

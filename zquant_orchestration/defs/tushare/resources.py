@@ -129,9 +129,10 @@ class TushareResource(dg.ConfigurableResource):
         params: dict[str, Any] | None = None,
         fields: str | list[str] | None = None,
         require_rows: bool = False,
+        expect_rows: bool | None = None,
     ) -> pd.DataFrame:
         """Every row of one call (all pages), or a ``TushareError``; see ``TushareClient.query``."""
-        return self._ensure_client().query(api_name, params, fields, require_rows)
+        return self._ensure_client().query(api_name, params, fields, require_rows, expect_rows)
 
     def quota_usage(self, api_name: str) -> tuple[int, int]:
         """(calls of ``api_name`` in the quota's window on this host, the limit in force)."""

@@ -45,6 +45,7 @@ class CallStats:
     attempts: int = 0
     retries: int = 0
     rate_limit_waits: int = 0
+    empty_replies: int = 0
     quota_wait_seconds: float = 0.0
     elapsed_ms: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -66,6 +67,12 @@ class RetryPolicy:
         """Exponential backoff with 'equal jitter': half fixed, half random."""
         ceiling = min(self.backoff_max_seconds, self.backoff_seconds * (2 ** (attempt - 1)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# How often a call whose rows must exist is asked when it comes back empty. Tushare answers
+# an empty success now and then where the next call has the rows; one that stays empty is
+# believed: the data is not published yet.
+EMPTY_REPLY_ATTEMPTS = 3
 
 
 class _Transient(Exception):
@@ -107,22 +114,33 @@ class TushareClient:
         params: dict[str, Any] | None = None,
         fields: str | list[str] | None = None,
         require_rows: bool = False,
+        expect_rows: bool | None = None,
     ) -> pd.DataFrame:
-        """All rows of one API call, every page of it, or an exception.
+        """All rows of one call, every page of it, or an exception.
 
         ``fields``: the columns wanted; without them, every column the catalog knows for
         the API (Tushare itself would send only its default-display ones). A reply lacking
         a wanted column is garbage and retried; a column not wanted is dropped.
 
-        ``require_rows``: the caller knows rows must exist (an open trading day); an empty
-        answer is then an error, never "no data".
+        ``expect_rows``: rows should exist, so an empty reply is asked again (up to
+        ``EMPTY_REPLY_ATTEMPTS`` calls) before it is believed. ``require_rows``: rows must
+        exist (an open trading day), so one that stays empty is an error, never "no data".
         """
         params = {k: v for k, v in (params or {}).items() if v is not None}
         wanted = protocol.normalize_fields(fields) or known_fields(api_name)
+        expect_rows = require_rows if expect_rows is None else expect_rows
         stats = CallStats(api=api_name, params=dict(params))
         started = time.monotonic()
         try:
-            columns, items = self._all_pages(api_name, params, wanted, stats)
+            for asked in range(1, EMPTY_REPLY_ATTEMPTS + 1):
+                columns, items = self._all_pages(api_name, params, wanted, stats)
+                if items or not expect_rows or asked == EMPTY_REPLY_ATTEMPTS:
+                    break
+                stats.empty_replies += 1
+                delay = self.retry.backoff(asked)
+                log.info("Tushare %s(%s) returned no rows where rows should exist; asking again in %.2fs",
+                         api_name, _describe(params), delay)
+                time.sleep(delay)
         except Exception as exc:
             stats.errors.append(str(exc))
             raise
@@ -133,8 +151,9 @@ class TushareClient:
         stats.rows = len(items)
         if require_rows and not items:
             raise TushareEmptyReplyError(
-                f"Tushare {api_name}({_describe(params)}) returned no rows where rows must exist: "
-                "the data is not published yet or the source is faulty; nothing was written, re-run later"
+                f"Tushare {api_name}({_describe(params)}) returned no rows where rows must exist, "
+                f"{EMPTY_REPLY_ATTEMPTS} times: the data is not published yet or the source is faulty; "
+                "nothing was written, re-run later"
             )
         return pd.DataFrame(items, columns=columns)
 
@@ -336,6 +355,7 @@ def summarize(stats: list[CallStats]) -> dict[str, Any]:
         "attempts": sum(s.attempts for s in stats),
         "retries": sum(s.retries for s in stats),
         "rate_limit_waits": sum(s.rate_limit_waits for s in stats),
+        "empty_replies_asked_again": sum(s.empty_replies for s in stats),
         "quota_wait_seconds": round(sum(s.quota_wait_seconds for s in stats), 3),
         "fetch_ms": round(sum(s.elapsed_ms for s in stats), 1),
     }
