@@ -30,7 +30,7 @@ from zquant_orchestration.defs.market.assets import (
 from zquant_orchestration.defs.market.config import StockCode, codes
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
-from zquant_orchestration.lib.report_periods import parse_period
+from zquant_orchestration.lib.report_periods import deadline, parse_period
 from zquant_orchestration.lib.run_tags import IN_PROGRESS
 from zquant_orchestration.lib.tushare import (
     TushareAuthError,
@@ -101,9 +101,10 @@ def build_finance_asset(api: str) -> dg.AssetsDefinition:
         landed, failed = set(), {}
         try:
             if finance.mode == "vip":
-                landed = _sync_by_period(context, tushare, wh, api, keys, set(subset))
+                landed = _sync_by_period(context, tushare, wh, api, keys, set(subset), finance.current_day())
             else:
-                landed, failed = _sync_by_stock(context, tushare, wh, api, keys, stocks)
+                must_report = stocks_that_must_report(wh, stocks, periods, finance.current_day())
+                landed, failed = _sync_by_stock(context, tushare, wh, api, keys, stocks, must_report)
         finally:
             # Whatever was staged is correct: land it even when a permanent error stops the run.
             counts = {key: wh.merge_staged(api, run_id, period) for key, period in zip(keys, periods, strict=True)}
@@ -175,14 +176,33 @@ def select_stocks(wh: Warehouse, wanted: list[str], first: date, last: date, exp
     return sorted(known[listed & alive].ts_code)
 
 
+def stocks_that_must_report(wh: Warehouse, stocks: list[str], periods: list[date], today: date) -> set[str]:
+    """The stocks whose reply cannot rightly be empty: listed by the end of one of ``periods``
+    whose filing deadline has passed, and still listed at that deadline. Every listed company
+    files each report, so an empty reply for one of them is a faulty source, not "no reports";
+    taken at its word, it would leave the stock's history silently missing."""
+    known = wh.read("stock_basic")
+    known = known[known.ts_code.isin(stocks)]
+    must = pd.Series(False, index=known.index)
+    for period in periods:
+        due = deadline(period)
+        if today <= due:
+            continue
+        listed = known.list_date.map(lambda d, p=period: pd.notna(d) and d <= p)
+        alive = known.delist_date.map(lambda d, due=due: pd.isna(d) or d > due)
+        must |= listed & alive
+    return set(known[must].ts_code)
+
+
 def _sync_by_stock(context, tushare: TushareResource, wh: Warehouse, api: str, keys: list[str],
-                   stocks: list[str]) -> tuple[set[str], dict[str, str]]:
+                   stocks: list[str], must_report: set[str]) -> tuple[set[str], dict[str, str]]:
     landed, failed = set(), {}
     wanted_periods = set(keys)
     for i, code in enumerate(stocks, 1):
         params = {"ts_code": code, "period": keys[0]} if len(keys) == 1 else {"ts_code": code, "start_date": keys[0]}
         try:
-            frame = _validated(api, tushare.query(api, params, fields=api_fields(api)), params, code=code)
+            reply = tushare.query(api, params, fields=api_fields(api), require_rows=code in must_report)
+            frame = _validated(api, reply, params, code=code)
             if not frame.empty:  # a stock without reports may come back without columns too
                 wh.stage_rows(api, context.run.run_id, frame[frame.end_date.isin(wanted_periods)])
         except ACCOUNT_ERRORS as exc:
@@ -210,14 +230,17 @@ def _one_line(exc: Exception) -> str:
 
 
 def _sync_by_period(context, tushare: TushareResource, wh: Warehouse, api: str, keys: list[str],
-                    subset: set[str]) -> set[str]:
+                    subset: set[str], today: date) -> set[str]:
     """Whole market per period (kept to ``subset`` if one is set); a failed period fails the
     step, and step retries take over: there is no per-stock failure in this mode."""
     landed: set[str] = set()
     for key in keys:
         params = {"period": key}
         with failing_fast_on_permanent_errors():
-            frame = _validated(api, tushare.query(f"{api}_vip", params, fields=api_fields(api)), params)
+            # Past its filing deadline a period has the whole market's reports: none is a fault.
+            reply = tushare.query(f"{api}_vip", params, fields=api_fields(api),
+                                  require_rows=today > deadline(parse_period(key)))
+            frame = _validated(api, reply, params)
         if subset:
             frame = frame[frame.ts_code.isin(subset)]
         wh.stage_rows(api, context.run.run_id, frame)
