@@ -4,6 +4,7 @@ lack a column, carry an extra one or hold no rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 from zquant_orchestration.defs.finance import assets as finance_assets
 from zquant_orchestration.defs.finance.partitions import build_report_period_partitions
 from zquant_orchestration.lib.tushare import TushareClient, TushareUnavailableError, protocol
-from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN, FaultPlan
+from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN, FaultPlan, LocalTushareServer
 from zquant_orchestration.lib.warehouse import Warehouse
 from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES
 
@@ -157,20 +158,42 @@ def test_without_has_more_a_full_page_still_means_maybe_more():
 
 # --- B4: every call names its fields ----------------------------------------------------------
 
-def test_stock_basic_lands_list_status_delist_date_and_exchange(tmp_path, local_server, dataset):
-    server = local_server()
-    url = sqlite_url(tmp_path)
-    with dg.instance_for_test() as instance:
-        assert materialize_reference(resources_for(server, url), instance).success
-    wh = Warehouse(url)
-    landed = wh.read("stock_basic")
-    wh.engine.dispose()
-    assert landed.list_status.notna().all() and landed.exchange.notna().all()
-    assert set(landed.list_status) == {"L", "D", "P"}
-    assert landed[landed.list_status == "D"].delist_date.notna().all()
-    truth = dataset.market.stock_basic({"list_status": "L,D,P"})
-    assert len(landed) == len(truth)
-    assert sorted(landed.exchange) == sorted(truth.exchange)
+# stock_basic's default-display columns (Tushare doc_id=25, 默认显示 Y), written out here so
+# the test holds the client to the live service whatever the local server's own list says.
+STOCK_BASIC_DEFAULT = ["ts_code", "symbol", "name", "area", "industry", "cnspell", "market", "list_date",
+                       "act_name", "act_ent_type"]
+
+
+class _DefaultColumnsOnly(LocalTushareServer):
+    """Answers a stock_basic call that names no fields as the live service does."""
+
+    def _render(self, request):
+        if request.api_name == "stock_basic" and not request.fields:
+            request = dataclasses.replace(request, fields=STOCK_BASIC_DEFAULT)
+        return super()._render(request)
+
+
+def test_stock_basic_lands_list_status_delist_date_and_exchange(tmp_path, dataset):
+    server = _DefaultColumnsOnly(dataset=dataset, log_path=tmp_path / "requests.jsonl").start()
+    try:
+        request = {"api_name": "stock_basic", "token": LOCAL_TOKEN, "params": {"list_status": "D"}, "fields": ""}
+        with urllib.request.urlopen(urllib.request.Request(server.url + "/stock_basic", json.dumps(request).encode(),
+                                                           {"Content-Type": "application/json"})) as answer:
+            assert json.loads(answer.read())["data"]["fields"] == STOCK_BASIC_DEFAULT
+        url = sqlite_url(tmp_path)
+        with dg.instance_for_test() as instance:
+            assert materialize_reference(resources_for(server, url), instance).success
+        wh = Warehouse(url)
+        landed = wh.read("stock_basic")
+        wh.engine.dispose()
+        assert landed.list_status.notna().all() and landed.exchange.notna().all()
+        assert set(landed.list_status) == {"L", "D", "P"}
+        assert landed[landed.list_status == "D"].delist_date.notna().all()
+        truth = dataset.market.stock_basic({"list_status": "L,D,P"})
+        assert len(landed) == len(truth)
+        assert sorted(landed.exchange) == sorted(truth.exchange)
+    finally:
+        server.stop()
 
 
 # --- B5 and A2: a reply missing a column, an extra column, no rows ---------------------------
