@@ -56,14 +56,7 @@ def guard_stock_list(context, wh: Warehouse, frames: dict[str, pd.DataFrame], al
                         f"ones; {_force_hint('stock_basic')}")
     held = set(wh.read("stock_basic").ts_code)
     fetched = set().union(*(set(f.ts_code) for f in frames.values()))
-    dropped = sorted(held - fetched)
-    if dropped and not allow_removals:
-        _refuse(f"stock_basic: the reply lacks {len(dropped)} of the {len(held)} stocks the table holds "
-                f"({_examples(dropped)}); {_force_hint('stock_basic')}")
-    if dropped:
-        context.log.warning(f"stock_basic: allow_removals: removing {len(dropped)} stocks Tushare no longer "
-                            f"returns ({_examples(dropped)})")
-    return len(dropped)
+    return _removals(context, "stock_basic", "stocks", sorted(held - fetched), len(held), allow_removals)
 
 
 def guard_calendar(context, wh: Warehouse, frames: dict[str, pd.DataFrame], allow_removals: bool) -> int:
@@ -78,14 +71,18 @@ def guard_calendar(context, wh: Warehouse, frames: dict[str, pd.DataFrame], allo
     fetched = set()
     for frame in frames.values():
         fetched.update(zip(frame.exchange, frame.cal_date.map(to_iso_date), strict=True))
-    dropped = sorted(held_days - fetched)
-    examples = [f"{exchange} {day}" for exchange, day in dropped]
+    dropped = [f"{exchange} {day}" for exchange, day in sorted(held_days - fetched)]
+    return _removals(context, "trade_cal", "calendar days", dropped, len(held_days), allow_removals)
+
+
+def _removals(context, asset: str, noun: str, dropped: list[str], held: int, allow_removals: bool) -> int:
+    """Refuse a reply that drops ``dropped`` of the ``held`` rows, unless allowed; how many it drops."""
     if dropped and not allow_removals:
-        _refuse(f"trade_cal: the reply lacks {len(dropped)} of the {len(held_days)} calendar days the table holds "
-                f"({_examples(examples)}); {_force_hint('trade_cal')}")
+        _refuse(f"{asset}: the reply lacks {len(dropped)} of the {held} {noun} the table holds "
+                f"({_examples(dropped)}); {_force_hint(asset)}")
     if dropped:
-        context.log.warning(f"trade_cal: allow_removals: removing {len(dropped)} calendar days Tushare no longer "
-                            f"returns ({_examples(examples)})")
+        context.log.warning(f"{asset}: allow_removals: removing {len(dropped)} {noun} Tushare no longer "
+                            f"returns ({_examples(dropped)})")
     return len(dropped)
 
 
