@@ -51,7 +51,10 @@ def build_task_sensors(specs: list[TaskSpec], assets: dict[str, dg.AssetsDefinit
 def _interval_sensor(spec: TaskSpec, asset: dg.AssetsDefinition, status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
     every = duration_text(spec.interval)
 
-    @dg.sensor(name=sensor_name(spec), target=asset, minimum_interval_seconds=spec.interval, default_status=status,
+    # asset_selection, not target: its runs are the asset job's with this asset selected, like
+    # a launch from the asset's page, so both show on the asset and count as its runs.
+    @dg.sensor(name=sensor_name(spec), asset_selection=[asset], minimum_interval_seconds=spec.interval,
+               default_status=status,
                description=f"Runs script task {spec.name} every {every}, whether or not its deps updated.")
     def interval_sensor(context: dg.SensorEvaluationContext):
         running = [run for run in context.instance.get_runs(dg.RunsFilter(statuses=NOT_FINISHED))

@@ -55,7 +55,7 @@ def run_script(client: dg.PipesSubprocessClient, context: dg.AssetExecutionConte
 def _run_started(context: dg.AssetExecutionContext) -> float:
     """When the run started: the timeout bounds the run, retries of the step included, as
     ``dagster/max_runtime`` does."""
-    record = context.instance.get_run_record_by_id(context.run_id)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
     return record.start_time if record and record.start_time else time.time()
 
 

@@ -259,3 +259,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader's own error names it
                 continue
         return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node):
+        # A date YAML cannot build (2024-13-01) stays text, so that the field it is in
+        # refuses it in its own words instead of PyYAML's "month must be in 1..12".
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
