@@ -212,6 +212,21 @@ def test_a_task_runs_again_when_its_upstream_partition_changes(breadth):
     assert requested() == set(), "once"
 
 
+def test_the_examples_interval_and_manual_tasks_report_on_the_warehouse(breadth):
+    _, url, resources, instance = breadth
+    specs = [s for s in load_task_file(EXAMPLE, KNOWN) if s.name in ("warehouse_freshness", "stock_report")]
+    freshness, report = build_task_assets(specs, {})
+    assert dg.materialize([freshness], resources=resources, instance=instance).success
+    assert instance.get_latest_materialization_event(freshness.key).asset_materialization.metadata[
+        "latest_day"].value == "2024-03-06"
+    config = {"ops": {"stock_report": {"config": {"stocks": ["600519.SH", "000001.SZ"], "since": "2024-03-05",
+                                                  "min_move": 0.0}}}}
+    assert dg.materialize([report], resources=resources, instance=instance, run_config=config).success
+    metadata = instance.get_latest_materialization_event(report.key).asset_materialization.metadata
+    assert (metadata["stocks"].value, metadata["since"].value) == ("600519.SH, 000001.SZ", "2024-03-05")
+    assert "| 000001.SZ | 2 | 2 |" in metadata["report"].value and "| 600519.SH | 2 | 2 |" in metadata["report"].value
+
+
 ENV_REPORT = """import os
 from dagster_pipes import open_dagster_pipes
 
