@@ -47,14 +47,17 @@ if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
     pa.set_memory_pool(pa.system_memory_pool())
 
 CORE_ASSETS = [trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq, daily_factors, *FINANCE_ASSETS]
+# Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml), each with its own sensor
+# (a switch per task): a bad file stops the load here.
+SCRIPT_TASKS = load_script_tasks(CORE_ASSETS)
 
 defs = dg.Definitions(
-    # Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml): a bad file stops the load here.
-    assets=[*CORE_ASSETS, *load_script_tasks(CORE_ASSETS)],
+    assets=[*CORE_ASSETS, *SCRIPT_TASKS.assets],
     asset_checks=MARKET_CHECKS,
     jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
     schedules=[market_after_close_schedule, reference_data_schedule],
-    sensors=[market_gap_sensor, finance_disclosure_sensor, run_notification_sensor, derived_automation_sensor],
+    sensors=[market_gap_sensor, finance_disclosure_sensor, run_notification_sensor, derived_automation_sensor,
+             *SCRIPT_TASKS.sensors],
     resources={
         "tushare": tushare_resource_from_env(),
         "warehouse": WarehouseResource(),

@@ -7,9 +7,9 @@ from zquant_orchestration.lib.tushare_server import Dataset, LocalTushareServer
 # The server's "today" in tests: fixed, so truths do not move with the calendar.
 AS_OF = "20241231"
 
-# Files whose tests share a module fixture and build on each other (the demo's `dagster dev`,
+# Files whose tests share a module fixture and build on each other (a `dagster dev`,
 # the production deployment): one worker runs each of them whole, in order.
-ONE_WORKER_FILES = ("test_readme_demo.py", "test_production.py")
+ONE_WORKER_FILES = ("test_readme_demo.py", "test_production.py", "test_task_automation.py")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -55,7 +55,7 @@ def demo(tmp_path_factory):
     local server has no data for, and those runs and their retries crowded the queue the
     tests use (the suite took a minute longer on weekdays). The gap sensor looks back one
     day from there, to 2024-01-26, which the demo lands. The example workflow is loaded
-    (ZQUANT_TASKS_FILE). The automation sensor ticks every
+    (ZQUANT_TASKS_FILE). The automation sensors tick every
     10 s instead of 30 (ZQUANT_AUTOMATION_INTERVAL_SECONDS), so that the script task's rerun
     is not a minute of waiting."""
     folder = tmp_path_factory.mktemp("demo")
@@ -185,11 +185,11 @@ def _wait(demo, run_id: str, seconds: float = 300) -> DagsterRunStatus:
     return status
 
 
-def _wait_for_automation_tick_after(demo, moment: float) -> None:
+def _wait_for_automation_tick_after(demo, sensor: str, moment: float) -> None:
     deadline = time.monotonic() + 120
     while True:
         sensors = graphql(demo.port, AUTOMATION_TICKS)["data"]["repositoriesOrError"]["nodes"][0]["sensors"]
-        ticks = next(s for s in sensors if s["name"] == "derived_automation_sensor")["sensorState"]["ticks"]
+        ticks = next(s for s in sensors if s["name"] == sensor)["sensorState"]["ticks"]
         if any(t["timestamp"] > moment and t["status"] != "STARTED" for t in ticks):
             return
         assert time.monotonic() < deadline, ticks
@@ -212,10 +212,10 @@ def test_a_script_task_runs_in_dagster_dev_with_logs_and_metadata_and_reruns_whe
     values = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
     assert (values["advancing"], values["declining"], values["stocks"]) == (up, down, total)
 
-    # The upstream partition lands again: the automation sensor runs that day's task again.
-    # First let the sensor see the task's own run in a tick of its own (every 10 s here):
-    # a change of the task and of its upstream inside one tick counts as handled.
-    _wait_for_automation_tick_after(demo, time.time())
+    # The upstream partition lands again: the task's automation sensor runs that day's task
+    # again. First let the sensor see the task's own run in a tick of its own (every 10 s
+    # here): a change of the task and of its upstream inside one tick counts as handled.
+    _wait_for_automation_tick_after(demo, "market_breadth_automation", time.time())
     config = {"ops": {"daily_bars": {"config": {"force_refresh": True}}}}
     assert _wait(demo, _launch(demo, ["daily_bars"], {"dagster/partition": "2024-01-05"}, config)) == \
         DagsterRunStatus.SUCCESS
@@ -286,7 +286,10 @@ def test_dagster_dev_runs_the_schedules_and_sensors_with_the_daemon(demo):
         "market_after_close_schedule": "RUNNING", "reference_data_schedule": "RUNNING"}
     assert {n: s["status"] for n, s in sensors.items()} == {
         "market_gap_sensor": "RUNNING", "run_notification_sensor": "RUNNING", "finance_disclosure_sensor": "STOPPED",
-        "derived_automation_sensor": "RUNNING"}
+        "derived_automation_sensor": "RUNNING",
+        # The example workflow's tasks, each with a switch of its own (its manual task has none).
+        "market_breadth_automation": "RUNNING", "top_momentum_automation": "RUNNING",
+        "daily_report_automation": "RUNNING", "warehouse_freshness_automation": "RUNNING"}
     # The daemon evaluated each of them; none raised.
     for state in watched:
         assert {t["status"] for t in _finished_ticks(state)} <= {"SUCCESS", "SKIPPED"}, state

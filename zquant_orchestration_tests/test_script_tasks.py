@@ -4,6 +4,7 @@ again when an upstream partition changes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
 from zquant_orchestration.defs.market.partitions import SHANGHAI, trading_days
 from zquant_orchestration.defs.script_tasks.assets import build_task_assets
+from zquant_orchestration.defs.script_tasks.automation import build_task_sensors
 from zquant_orchestration.defs.script_tasks.spec import TaskFileError, load_task_file
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.warehouse import Warehouse
@@ -69,6 +72,43 @@ def task_file(tmp_path, text: str) -> Path:
     ("tasks:\n  a:\n    script: ok.py\n    env: REPORT_DIR\n",
      "task 'a': env: expected a list of environment variable names"),
     ("tasks:\n  a:\n    script: ok.py\n    env: [REPORT-DIR]\n", "task 'a': env: 'REPORT-DIR' is not a variable name"),
+    ("tasks:\n  a:\n    script: ok.py\n    cron: '0 20 * * *'\n    interval: 15m\n",
+     "task 'a': cron, interval: give one trigger at most: cron, interval or manual: true (none of them: the task "
+     "runs when its deps update)"),
+    ("tasks:\n  a:\n    script: ok.py\n    interval: 1h\n    manual: true\n", "task 'a': interval, manual: give one"),
+    ("tasks:\n  a:\n    script: ok.py\n    interval: 20s\n",
+     "task 'a': interval: '20s' is shorter than 30s, the least an interval may be"),
+    ("tasks:\n  a:\n    script: ok.py\n    interval: 15 minutes\n",
+     "task 'a': interval: '15 minutes' is not a duration; write it like 90s, 15m, 2h or 1d"),
+    ("tasks:\n  a:\n    script: ok.py\n    interval: 1.5h\n", "task 'a': interval: '1.5h' is not a duration"),
+    ("tasks:\n  a:\n    script: ok.py\n    manual: maybe\n", "task 'a': manual: 'maybe' is not true or false"),
+    ("tasks:\n  a:\n    script: ok.py\n    manual: true\n    enabled: false\n",
+     "task 'a': enabled: a manual task has no automation to switch on or off; remove enabled"),
+    ("tasks:\n  a:\n    script: ok.py\n    enabled: off-ish\n", "task 'a': enabled: 'off-ish' is not true or false"),
+    ("tasks:\n  a:\n    script: ok.py\n    retries: 2\n    retry_delay: soon\n",
+     "task 'a': retry_delay: 'soon' is not a duration"),
+    ("tasks:\n  a:\n    script: ok.py\n    timeout: 0s\n", "task 'a': timeout: 0s would fail every run at once"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      n: {type: integer, default: 5}\n",
+     "task 'a': params: n: type 'integer' is not one of int, float, str, bool, date, ts_codes"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      n: {type: int, default: '5'}\n",
+     "task 'a': params: n: default '5' is not an int"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      n: {type: int, default: true}\n",
+     "task 'a': params: n: default True is not an int"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      x: {type: float, default: high}\n",
+     "task 'a': params: x: default 'high' is not a float"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      v: {type: bool, default: 1}\n",
+     "task 'a': params: v: default 1 is not a bool"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      since: {type: date, default: 2024-13-01}\n",
+     "task 'a': params: since: default '2024-13-01' is not a date; write it as YYYY-MM-DD"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      s: {type: ts_codes, default: [600519.SS]}\n",
+     "task 'a': params: s: default names '600519.SS', not a ts_code of the stock list"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      s: {type: ts_codes, default: 600519.SH}\n",
+     "task 'a': params: s: default '600519.SH' is not a list of ts_codes"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      n: {type: int}\n",
+     "task 'a': params: n: needs a default (runs launched by its automation use it)"),
+    ("tasks:\n  a:\n    script: ok.py\n    params:\n      n: {type: int, default: 1, min: 0}\n",
+     "task 'a': params: n: unknown field 'min'; a parameter has default, description, type"),
+    ("tasks:\n  a:\n    script: ok.py\n    params: [n]\n", "task 'a': params: expected a mapping of names"),
 ])
 def test_each_kind_of_mistake_is_one_line_naming_file_task_and_field(tmp_path, text, message):
     path = task_file(tmp_path, text)
@@ -88,10 +128,23 @@ def test_a_bad_task_file_stops_the_code_location_from_loading(tmp_path):
     assert f"TaskFileError: {path}: task 'a': cron: 'every day' is not a cron expression" in done.stdout + done.stderr
 
 
-def test_the_example_workflow_loads_in_dependency_order():
+def test_the_example_workflow_loads_in_dependency_order_with_each_trigger_kind():
     specs = load_task_file(EXAMPLE, KNOWN)
-    assert [s.name for s in specs] == ["market_breadth", "top_momentum", "daily_report"]
+    assert [s.name for s in specs] == ["market_breadth", "top_momentum", "daily_report", "warehouse_freshness",
+                                       "stock_report"]
     assert specs[2].deps == ("market_breadth", "top_momentum")
+    assert [s.trigger for s in specs] == ["deps", "deps", "cron", "interval", "manual"]
+    assert (specs[3].interval, specs[3].timeout, specs[2].retry_delay, specs[0].retry_delay) == (900, 120, 60, 10)
+    assert {p.name: (p.type, p.default) for p in specs[4].params} == {
+        "stocks": ("ts_codes", ("600519.SH", "000001.SZ")), "since": ("date", "2024-01-02"),
+        "min_move": ("float", 5.0)}
+
+
+def test_a_ts_codes_default_must_be_in_the_stock_list(tmp_path):
+    path = task_file(tmp_path, "tasks:\n  a:\n    script: ok.py\n    params:\n      s: {type: ts_codes, "
+                               "default: [999999.SH]}\n")
+    with pytest.raises(TaskFileError, match="params: s: default names '999999.SH', not a ts_code of the stock list"):
+        load_task_file(path, KNOWN, known_codes={"600519.SH"})
 
 
 @pytest.fixture
@@ -159,6 +212,21 @@ def test_a_task_runs_again_when_its_upstream_partition_changes(breadth):
     assert requested() == set(), "once"
 
 
+def test_the_examples_interval_and_manual_tasks_report_on_the_warehouse(breadth):
+    _, url, resources, instance = breadth
+    specs = [s for s in load_task_file(EXAMPLE, KNOWN) if s.name in ("warehouse_freshness", "stock_report")]
+    freshness, report = build_task_assets(specs, {})
+    assert dg.materialize([freshness], resources=resources, instance=instance).success
+    assert instance.get_latest_materialization_event(freshness.key).asset_materialization.metadata[
+        "latest_day"].value == "2024-03-06"
+    config = {"ops": {"stock_report": {"config": {"stocks": ["600519.SH", "000001.SZ"], "since": "2024-03-05",
+                                                  "min_move": 0.0}}}}
+    assert dg.materialize([report], resources=resources, instance=instance, run_config=config).success
+    metadata = instance.get_latest_materialization_event(report.key).asset_materialization.metadata
+    assert (metadata["stocks"].value, metadata["since"].value) == ("600519.SH, 000001.SZ", "2024-03-05")
+    assert "| 000001.SZ | 2 | 2 |" in metadata["report"].value and "| 600519.SH | 2 | 2 |" in metadata["report"].value
+
+
 ENV_REPORT = """import os
 from dagster_pipes import open_dagster_pipes
 
@@ -201,3 +269,113 @@ def test_a_script_gets_the_variables_its_task_names_in_env(tmp_path, monkeypatch
     assert not seen["names"] & set(SECRETS)
     assert ("task 'env_report': env: NOT_SET_ANYWHERE not set in the code location's environment; the script "
             "runs without") in seen["warnings"]
+
+
+PARAMS_REPORT = """import json, os, time
+from dagster_pipes import open_dagster_pipes
+
+with open_dagster_pipes() as pipes:
+    with open("pid", "w") as out:
+        out.write(str(os.getpid()))
+    pipes.report_asset_materialization(metadata={"params": json.dumps(pipes.extras, sort_keys=True)})
+    time.sleep(pipes.get_extra("sleep"))
+"""
+PARAMS_TASK = """tasks:
+  p:
+    script: p.py
+    manual: true
+    timeout: 2s
+    retries: 2
+    retry_delay: 1s
+    params:
+      sleep: {type: int, default: 0}
+      ratio: {type: float, default: 1}
+      label: {type: str, default: daily}
+      verbose: {type: bool, default: false}
+      since: {type: date, default: 2024-01-02}
+      stocks: {type: ts_codes, default: ['600519.SH']}
+"""
+
+
+@pytest.fixture
+def params_task(tmp_path):
+    (tmp_path / "p.py").write_text(PARAMS_REPORT)
+    (tmp_path / "tasks.yaml").write_text(PARAMS_TASK)
+    (task,) = build_task_assets(load_task_file(tmp_path / "tasks.yaml", KNOWN), {})
+    with dg.instance_for_test() as instance:
+        def run(config: dict) -> dg.ExecuteInProcessResult:
+            return dg.materialize([task], instance=instance, run_config={"ops": {"p": {"config": config}}},
+                                  resources={"pipes_subprocess_client": dg.PipesSubprocessClient()},
+                                  raise_on_error=False)
+        yield run, tmp_path, instance
+
+
+def _step_errors(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+
+
+def test_params_reach_the_script_as_pipes_extras_with_the_defaults_for_the_rest(params_task):
+    run, _, _ = params_task
+    result = run({"stocks": ["000001.SZ", "600519.SH"], "ratio": 2.5, "since": "2024-03-01"})
+    assert result.success
+    metadata = result.asset_materializations_for_node("p")[0].metadata
+    assert json.loads(metadata["params"].value) == {"sleep": 0, "ratio": 2.5, "label": "daily", "verbose": False,
+                                                    "since": "2024-03-01", "stocks": ["000001.SZ", "600519.SH"]}
+
+
+def test_a_date_param_that_is_not_a_date_fails_the_step_before_the_script_starts(params_task):
+    run, folder, _ = params_task
+    result = run({"since": "2024-13-01"})
+    assert not result.success
+    assert _step_errors(result) == ["dagster._core.definitions.events.Failure: task 'p': params: since: '2024-13-01' "
+                                    "is not a date; launch again with YYYY-MM-DD\n"], "once: a bad param is not retried"
+    assert not (folder / "pid").exists()
+
+
+def test_a_wrong_type_or_unknown_param_is_refused_before_the_run_exists(params_task):
+    run, _, instance = params_task
+    with pytest.raises(dg.DagsterInvalidConfigError) as refused:
+        run({"sleep": "1", "colour": "red"})
+    assert 'Received unexpected config entry "colour" at path root:ops:p:config' in str(refused.value)
+    assert 'Invalid scalar at path root:ops:p:config:sleep. Value "1"' in str(refused.value)
+    assert instance.get_runs() == []
+
+
+def test_a_script_past_the_timeout_is_stopped_and_the_step_fails_naming_it_without_a_retry(params_task):
+    run, folder, _ = params_task
+    result = run({"sleep": 600})
+    assert not result.success
+    assert _step_errors(result) == ["dagster._core.definitions.events.Failure: task 'p': timeout: the run went past "
+                                    "its timeout of 2s; the script was stopped\n"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((folder / "pid").read_text()), 0)
+
+
+def test_each_scheduled_task_gets_a_sensor_of_its_own(tmp_path):
+    path = task_file(tmp_path, "tasks:\n  d:\n    script: ok.py\n    deps: [b]\n    timeout: 30m\n"
+                               "  c:\n    script: ok.py\n    cron: '0 20 * * 1-5'\n    enabled: false\n"
+                               "  b:\n    script: ok.py\n    interval: 90s\n    timeout: 1h\n    retries: 3\n"
+                               "    retry_delay: 1m\n  m:\n    script: ok.py\n    manual: true\n")
+    specs = load_task_file(path, KNOWN)
+    assets = {a.key.to_user_string(): a for a in build_task_assets(specs, {})}
+    sensors = {s.name: s for s in build_task_sensors(specs, assets)}
+    assert {n: s.default_status.value for n, s in sensors.items()} == {
+        "d_automation": "RUNNING", "c_automation": "STOPPED", "b_automation": "RUNNING"}
+    assert sensors["b_automation"].minimum_interval_seconds == 90
+    assert sensors["d_automation"].run_tags == {"dagster/max_runtime": "1800"}
+    assert assets["b"].op.retry_policy == dg.RetryPolicy(max_retries=3, delay=60)
+    assert assets["m"].automation_conditions_by_key == {} and assets["b"].automation_conditions_by_key == {}
+
+    with dg.instance_for_test() as instance:
+        defs = dg.Definitions(assets=list(assets.values()), sensors=list(sensors.values()),
+                              resources={"pipes_subprocess_client": dg.PipesSubprocessClient()})
+
+        def tick():
+            return sensors["b_automation"].evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+
+        (request,) = tick().run_requests
+        assert request.asset_selection == [assets["b"].key] and request.tags["dagster/max_runtime"] == "3600"
+        create_run_for_test(instance, job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED,
+                            asset_selection={assets["b"].key})
+        skipped = tick()
+        assert skipped.run_requests == [] and "a run of b (" in skipped.skip_message

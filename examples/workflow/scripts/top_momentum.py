@@ -1,4 +1,4 @@
-"""The 20 stocks with the highest 20-day momentum on one trading day."""
+"""The top_n (a param, default 20) stocks with the highest 20-day momentum on one trading day."""
 
 import os
 
@@ -11,7 +11,7 @@ with open_dagster_pipes() as pipes:
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT ts_code, mom_20 FROM daily_factors WHERE trade_date = :day AND mom_20 IS NOT NULL "
-            "ORDER BY mom_20 DESC LIMIT 20"), {"day": day}).all()
+            "ORDER BY mom_20 DESC LIMIT :n"), {"day": day, "n": pipes.get_extra("top_n")}).all()
     engine.dispose()
     pipes.log.info(f"{day}: top momentum {rows[0][0] if rows else 'none'}")
     table = "\n".join(["| ts_code | mom_20 |", "|---|---|", *(f"| {c} | {m:.2%} |" for c, m in rows)])

@@ -3,8 +3,11 @@
 A task's script runs in a subprocess (``PipesSubprocessClient``); what it logs and the
 metadata it reports through ``dagster_pipes`` land in the run's event log, shown in the UI
 like any asset's. A task is partitioned by trading day when any of its deps is (the
-script reads ``context.partition_key``); it runs again when one of its upstream partitions
-changes, and, with ``cron``, at that time once its deps have updated.
+script reads ``context.partition_key``). Without a trigger it runs again when one of its
+upstream partitions changes; with ``cron`` at that time once its deps have updated; with
+``interval`` or ``manual`` it has no automation condition (automation.py: its own sensor,
+or none). Its ``params`` are the asset's run config and reach the script as Pipes extras
+(params.py); its ``timeout`` is kept by the step (run.py).
 
 The script gets an allow-list environment (launch.py): locale, PATH, HOME, TZ, TMPDIR,
 what Pipes needs, ``ZQUANT_WAREHOUSE_URL`` and the variables its task names in ``env:``;
@@ -15,6 +18,7 @@ never a secret of the deployment.
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -22,7 +26,10 @@ from zquant_orchestration.defs.market.partitions import trading_days
 from zquant_orchestration.lib.warehouse import default_url
 
 from . import launch
-from .spec import TaskSpec, load_task_file
+from .automation import build_task_sensors, sensor_name
+from .params import config_schema, script_values
+from .run import run_script
+from .spec import TaskSpec, duration_text, load_task_file
 
 TASKS_FILE_ENV = "ZQUANT_TASKS_FILE"
 LAUNCHER = Path(launch.__file__)
@@ -67,30 +74,51 @@ def _task_asset(spec: TaskSpec, known: dict[str, dg.AssetsDefinition]) -> dg.Ass
     by_day = any(p == trading_days for p in partitions.values())
     deps = [dg.AssetDep(name, partition_mapping=None if p is None or p == trading_days else dg.AllPartitionMapping())
             for name, p in partitions.items()]
-    retry = (dg.RetryPolicy(max_retries=spec.retries, delay=10, backoff=dg.Backoff.EXPONENTIAL,
-                            jitter=dg.Jitter.PLUS_MINUS) if spec.retries else None)
-    condition = (dg.AutomationCondition.on_cron(spec.cron, "Asia/Shanghai") if spec.cron
-                 else RERUN_WHEN_UPSTREAM_CHANGES)
+    # Each retry after the task's retry_delay, as the task file says (no backoff, no jitter).
+    retry = dg.RetryPolicy(max_retries=spec.retries, delay=spec.retry_delay) if spec.retries else None
+    condition = {"cron": dg.AutomationCondition.on_cron(spec.cron, "Asia/Shanghai") if spec.cron else None,
+                 "deps": RERUN_WHEN_UPSTREAM_CHANGES}.get(spec.trigger)
 
     @dg.asset(name=spec.name, description=spec.description or f"Script task: {' '.join(spec.command)}",
               group_name="script_tasks", kinds={"python"}, deps=deps,
               partitions_def=trading_days if by_day else None, retry_policy=retry, automation_condition=condition,
-              metadata={"command": " ".join(spec.command), "working_directory": str(spec.cwd)})
+              config_schema=config_schema(spec.params), metadata=_metadata(spec))
     def task(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
         unset = [name for name in spec.env if name not in os.environ]
         if unset:
             context.log.warning(f"task '{spec.name}': env: {', '.join(unset)} not set in the code location's "
                                 "environment; the script runs without")
-        return pipes_subprocess_client.run(command=launched(spec), context=context, cwd=str(spec.cwd),
-                                           env=script_env()).get_materialize_result()
+        extras = script_values(spec.name, spec.params, context.op_config or {})
+        return run_script(pipes_subprocess_client, context, spec, launched(spec), script_env(),
+                          extras).get_materialize_result()
 
     return task
 
 
-def load_script_tasks(upstream: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """The task file's assets; a bad file raises TaskFileError and stops the load."""
+def _metadata(spec: TaskSpec) -> dict[str, str]:
+    """What the asset's page shows of the task file."""
+    trigger = {"cron": f"cron '{spec.cron}' (Asia/Shanghai)", "interval": f"every {duration_text(spec.interval or 0)}",
+               "manual": "manual: only when launched", "deps": "when its deps update"}[spec.trigger]
+    switch = {} if spec.manual else {"automation": f"{sensor_name(spec)} ({'on' if spec.enabled else 'off'} "
+                                                   "by default)"}
+    limit = {"timeout": duration_text(spec.timeout)} if spec.timeout else {}
+    return {"command": " ".join(spec.command), "working_directory": str(spec.cwd), "trigger": trigger, **switch,
+            **limit}
+
+
+class ScriptTasks(NamedTuple):
+    assets: list[dg.AssetsDefinition]
+    sensors: list[dg.SensorDefinition]
+
+
+def load_script_tasks(upstream: list[dg.AssetsDefinition]) -> ScriptTasks:
+    """The task file's assets and their sensors; a bad file raises TaskFileError and stops the load."""
     path = tasks_file()
     if path is None:
-        return []
+        return ScriptTasks([], [])
+    from zquant_orchestration.defs.market.config import StockCode  # the stock list, read when the location loads
+
     by_name = {key.to_user_string(): a for a in upstream for key in a.keys}
-    return build_task_assets(load_task_file(path, set(by_name)), by_name)
+    specs = load_task_file(path, set(by_name), known_codes={code.value for code in StockCode})
+    assets = build_task_assets(specs, by_name)
+    return ScriptTasks(assets, build_task_sensors(specs, {a.key.to_user_string(): a for a in assets}))

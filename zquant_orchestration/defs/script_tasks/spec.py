@@ -7,9 +7,16 @@ tasks:
     script: scripts/top_movers.py   # a Python file, run with this interpreter (path relative to the YAML)
     # command: ["Rscript", "x.R"]   # or any command (a list, or one string split like a shell)
     deps: [daily_factors]           # assets of this code location or other tasks
-    cron: "0 20 * * 1-5"            # optional, Asia/Shanghai: run then (after its deps updated)
-    retries: 1                      # optional step retries
+    cron: "0 20 * * 1-5"            # at most one trigger: cron (Asia/Shanghai, after its deps updated),
+    # interval: 15m                 #   interval (at least 30s), manual: true (only when launched);
+    # manual: true                  #   none: the task runs when its deps update
+    enabled: true                   # optional: its automation's default state (a switch per task)
+    retries: 1                      # optional step retries, retry_delay apart (default 10s)
+    retry_delay: 30s
+    timeout: 30m                    # optional: the run is failed past it
     env: [REPORT_DIR]               # optional: variables of the code location's environment the script gets
+    params:                         # optional: typed run config with defaults (params.py)
+      top_n: {type: int, default: 20}
 ```
 
 Everything is checked when the code location loads, and a mistake stops the load with
@@ -29,8 +36,17 @@ import dagster as dg
 import yaml
 
 from .launch import SECRETS
+from .params import ParamSpec, parse_params
 
-FIELDS = {"description", "script", "command", "deps", "cron", "retries", "on_failure", "env"}
+FIELDS = {"description", "script", "command", "deps", "cron", "interval", "manual", "enabled", "retries",
+          "retry_delay", "timeout", "on_failure", "env", "params"}
+TRIGGERS = ("cron", "interval", "manual")
+# An interval task's sensor ticks no more often than this: below it, a task's runs would
+# pile up behind each other and the daemon would spend its time on one task.
+MIN_INTERVAL_SECONDS = 30
+DEFAULT_RETRY_DELAY_SECONDS = 10
+DURATION = re.compile(r"(\d+)\s*([smhd])")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Dagster's asset names: ASCII letters, digits and _ (a Python identifier may be 日报).
 TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -47,13 +63,33 @@ class TaskSpec:
     deps: tuple[str, ...] = ()
     description: str = ""
     cron: str | None = None
+    interval: int | None = None  # seconds
+    manual: bool = False
+    enabled: bool = True
     retries: int = 0
+    retry_delay: int = DEFAULT_RETRY_DELAY_SECONDS  # seconds
+    timeout: int | None = None  # seconds
+    params: tuple[ParamSpec, ...] = ()
     cwd: Path = field(default_factory=Path.cwd)
     env: tuple[str, ...] = ()
 
+    @property
+    def trigger(self) -> str:
+        """cron, interval, manual, or deps (runs when its deps update)."""
+        return "cron" if self.cron else "interval" if self.interval else "manual" if self.manual else "deps"
 
-def load_task_file(path: Path, known_assets: set[str]) -> list[TaskSpec]:
-    """The tasks of ``path`` in dependency order, or a TaskFileError."""
+
+def duration_text(seconds: int) -> str:
+    """90 -> 90s, 1800 -> 30m, 7200 -> 2h: how the task file writes it."""
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % UNIT_SECONDS[unit] == 0:
+            return f"{seconds // UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def load_task_file(path: Path, known_assets: set[str], known_codes: set[str] | None = None) -> list[TaskSpec]:
+    """The tasks of ``path`` in dependency order, or a TaskFileError. ``known_codes``: the
+    ts_codes a ``ts_codes`` param's default may name (None: only their form is checked)."""
     path = Path(path)
     where = str(path)
     try:
@@ -70,11 +106,13 @@ def load_task_file(path: Path, known_assets: set[str]) -> list[TaskSpec]:
     if not isinstance(raw, dict) or not isinstance(raw.get("tasks"), dict) or not raw["tasks"]:
         raise TaskFileError(f"{where}: expected a mapping 'tasks:' of task names to tasks")
     names = set(raw["tasks"])
-    specs = [_task(where, path.parent, name, body, known_assets, names) for name, body in raw["tasks"].items()]
+    specs = [_task(where, path.parent, name, body, known_assets, names, known_codes)
+             for name, body in raw["tasks"].items()]
     return _in_dependency_order(where, specs)
 
 
-def _task(where: str, folder: Path, name, body, known_assets: set[str], task_names: set[str]) -> TaskSpec:
+def _task(where: str, folder: Path, name, body, known_assets: set[str], task_names: set[str],
+          known_codes: set[str] | None) -> TaskSpec:
     def fail(field_name: str, problem: str) -> TaskFileError:
         return TaskFileError(f"{where}: task '{name}': {field_name}: {problem}")
 
@@ -106,7 +144,7 @@ def _task(where: str, folder: Path, name, body, known_assets: set[str], task_nam
     for dep in deps:
         if dep not in known_assets and dep not in task_names:
             raise fail("deps", f"'{dep}' is neither an asset of the code location nor a task of this file")
-    cron = body.get("cron")
+    cron, interval, manual, enabled = _trigger(body, fail)
     if cron is not None:
         try:
             dg.ScheduleDefinition(name=f"{name}_cron_check", cron_schedule=str(cron), target=dg.AssetSelection.all())
@@ -118,9 +156,48 @@ def _task(where: str, folder: Path, name, body, known_assets: set[str], task_nam
     if body.get("on_failure", "stop") != "stop":
         raise fail("on_failure", "only 'stop' exists here: Dagster never runs a task whose upstream failed in the "
                                  "same run (see README, 'Workflows'); tasks that do not depend on it run anyway")
+    retry_delay = _duration(body.get("retry_delay", DEFAULT_RETRY_DELAY_SECONDS), "retry_delay", fail)
+    timeout = body.get("timeout")
+    if timeout is not None and not (timeout := _duration(timeout, "timeout", fail)):
+        raise fail("timeout", "0s would fail every run at once; give at least 1s, or leave timeout out")
     return TaskSpec(name=name, command=command, deps=tuple(deps), description=str(body.get("description", "")),
-                    cron=None if cron is None else str(cron), retries=retries, cwd=folder.resolve(),
+                    cron=None if cron is None else str(cron), interval=interval, manual=manual, enabled=enabled,
+                    retries=retries, retry_delay=retry_delay, timeout=timeout,
+                    params=parse_params(body.get("params"), fail, known_codes), cwd=folder.resolve(),
                     env=_env(body.get("env") or [], fail))
+
+
+def _trigger(body: dict, fail) -> tuple[object, int | None, bool, bool]:
+    """cron, interval (seconds), manual, enabled: at most one trigger, each well formed."""
+    manual = body.get("manual", False)
+    if not isinstance(manual, bool):
+        raise fail("manual", f"{manual!r} is not true or false")
+    given = [t for t in TRIGGERS if body.get(t) not in (None, False)]
+    if len(given) > 1:
+        raise fail(", ".join(given), "give one trigger at most: cron, interval or manual: true (none of them: "
+                                     "the task runs when its deps update)")
+    interval = None
+    if body.get("interval") is not None:
+        interval = _duration(body["interval"], "interval", fail)
+        if interval < MIN_INTERVAL_SECONDS:
+            raise fail("interval", f"{body['interval']!r} is shorter than {MIN_INTERVAL_SECONDS}s, the least an "
+                                   "interval may be")
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("enabled", f"{enabled!r} is not true or false")
+    if manual and "enabled" in body:
+        raise fail("enabled", "a manual task has no automation to switch on or off; remove enabled")
+    return body.get("cron"), interval, manual, enabled
+
+
+def _duration(raw, field_name: str, fail) -> int:
+    """Seconds of ``90s``, ``15m``, ``2h``, ``1d``, or a bare whole number of seconds."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    match = DURATION.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    if not match:
+        raise fail(field_name, f"{raw!r} is not a duration; write it like 90s, 15m, 2h or 1d")
+    return int(match[1]) * UNIT_SECONDS[match[2]]
 
 
 def _env(names, fail) -> tuple[str, ...]:
@@ -182,3 +259,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader's own error names it
                 continue
         return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node):
+        # A date YAML cannot build (2024-13-01) stays text, so that the field it is in
+        # refuses it in its own words instead of PyYAML's "month must be in 1..12".
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
