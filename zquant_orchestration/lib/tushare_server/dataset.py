@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from .market import DATA_DIR, EXCHANGE_FIRST_DAY, Market
+from .market import DATA_DIR, Market
+from .universe import EXCHANGE_FIRST_DAY
 
 FINANCE_APIS = ("income", "balancesheet", "cashflow", "fina_indicator")
 SUPPORTED_APIS = (

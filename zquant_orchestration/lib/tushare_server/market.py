@@ -1,8 +1,8 @@
 """The local server's market: real fixtures where we have them, a synthetic market elsewhere.
 
-Real: the SSE calendar (1990-12-19..2026-12-31), the 5,456-stock list of 2025-12-06,
-the daily bars of 10 large caps for 2020..2024 and two whole-market adj_factor snapshots.
-Synthetic: every other (stock, day), plus delisted, paused and (on request) extra stocks.
+Real: the daily bars of 10 large caps for 2020..2024 and two whole-market adj_factor
+snapshots. Synthetic: every other (stock, day) of the universe (``universe.py``: the
+calendar and the stock list, with delisted, paused and, on request, extra stocks).
 
 The synthetic prices are closed-form functions of (stock, trading-day index), so any day
 of any stock costs the same few microseconds and nothing has to be generated in order:
@@ -20,12 +20,14 @@ five trading days and never back to back, so "the previous traded day" is closed
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .hashing import stable_seed, uniform
+from .universe import build_universe, load_calendar, stock_basic, trade_cal
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -35,43 +37,9 @@ ADJ_COLUMNS = ["ts_code", "trade_date", "adj_factor"]
 DAILY_BASIC_COLUMNS = ["ts_code", "trade_date", "close", "turnover_rate", "turnover_rate_f", "volume_ratio",
                        "pe", "pe_ttm", "pb", "ps", "ps_ttm", "dv_ratio", "dv_ttm", "total_share", "float_share",
                        "free_share", "total_mv", "circ_mv", "limit_status"]
-STOCK_BASIC_COLUMNS = ["ts_code", "symbol", "name", "area", "industry", "fullname", "enname", "cnspell", "market",
-                       "exchange", "curr_type", "list_status", "list_date", "delist_date", "is_hs", "act_name",
-                       "act_ent_type"]
-TRADE_CAL_COLUMNS = ["exchange", "cal_date", "is_open", "pretrade_date"]
-
-# Exchanges Tushare's trade_cal knows, with the first day each one traded. They all
-# close on the mainland's public holidays, so they share the SSE calendar from that day.
-EXCHANGE_FIRST_DAY = {
-    "SSE": "19901219", "SZSE": "19910703", "SHFE": "19950417", "DCE": "19950417", "CZCE": "19950417",
-    "CFFEX": "20100416", "INE": "20180326",
-}
 
 SUSPENSION_BLOCK = 5          # trading days per suspension block
 SUSPENDED_SHARE = 0.012       # of even-numbered blocks
-
-
-def stable_seed(text: str) -> int:
-    """A seed that is the same in every process (Python's hash() is salted per process)."""
-    return zlib.crc32(text.encode("utf-8"))
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a fast, well-spread hash of uint64 values."""
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def uniform(seed: np.ndarray, index: np.ndarray, salt: int) -> np.ndarray:
-    """Deterministic U[0, 1) per (seed, index, salt), vectorised."""
-    with np.errstate(over="ignore"):
-        salt_bits = np.uint64((salt * 0x165667B19E3779F9) & 0xFFFFFFFFFFFFFFFF)
-        x = (seed.astype(np.uint64) * np.uint64(0x100000001B3)) ^ (
-            index.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)) ^ salt_bits
-    return (_mix(x) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 @dataclass(frozen=True)
@@ -83,9 +51,11 @@ class RealBars:
 
 
 class Market:
+    """The calendar, the stock list and the bars of the three market APIs, as of ``as_of``."""
+
     def __init__(self, data_dir: Path = DATA_DIR, extra_stocks: int = 0, as_of: str | None = None):
         self.data_dir = data_dir
-        self.calendar = _load_calendar(data_dir)
+        self.calendar = load_calendar(data_dir)
         self.open_days = self.calendar.loc[self.calendar.is_open == 1, "cal_date"].to_numpy(dtype=str)
         self._day_index = {d: i for i, d in enumerate(self.open_days)}
         self.as_of = as_of or self.open_days[-1]
@@ -104,37 +74,13 @@ class Market:
         return np.arange(lo, hi)
 
     def trade_cal(self, params: dict) -> pd.DataFrame:
-        exchange = params.get("exchange") or "SSE"
-        if exchange not in EXCHANGE_FIRST_DAY:
-            raise ValueError(f"unknown exchange {exchange!r}; one of {', '.join(EXCHANGE_FIRST_DAY)}")
-        cal = self.calendar[self.calendar.cal_date >= EXCHANGE_FIRST_DAY[exchange]].copy()
-        cal["exchange"] = exchange
-        first = EXCHANGE_FIRST_DAY[exchange]
-        cal.loc[cal.pretrade_date.notna() & (cal.pretrade_date < first), "pretrade_date"] = None
-        if params.get("start_date"):
-            cal = cal[cal.cal_date >= str(params["start_date"])]
-        if params.get("end_date"):
-            cal = cal[cal.cal_date <= str(params["end_date"])]
-        if params.get("is_open") not in (None, ""):
-            cal = cal[cal.is_open == int(params["is_open"])]
-        return cal.sort_values("cal_date", ascending=False)[TRADE_CAL_COLUMNS].reset_index(drop=True)
+        return trade_cal(self.calendar, params)
 
     # --- stock list -------------------------------------------------------------------
 
     def stock_basic(self, params: dict) -> pd.DataFrame:
         """The stock list as it stood on ``as_of``: later listings absent, later delistings still L."""
-        s = self.stocks
-        s = s[s.list_date <= self.as_of].copy()
-        delisted = s.delist_date.notna() & (s.delist_date <= self.as_of)
-        paused = (s.status_final == "P") & (s.stop_date <= self.as_of)
-        s["list_status"] = np.where(delisted, "D", np.where(paused, "P", "L"))
-        s.loc[~delisted, "delist_date"] = None
-        wanted_status = params.get("list_status") or "L"
-        s = s[s.list_status.isin(str(wanted_status).split(","))]
-        for key in ("ts_code", "exchange", "market", "is_hs", "name"):
-            if params.get(key):
-                s = s[s[key].isin(str(params[key]).split(","))]
-        return s.sort_values("ts_code")[STOCK_BASIC_COLUMNS].reset_index(drop=True)
+        return stock_basic(self.stocks, self.as_of, params)
 
     # --- per-stock parameters -----------------------------------------------------------
 
@@ -399,72 +345,3 @@ def _factors_from_bars(bars: pd.DataFrame, snapshot: pd.DataFrame) -> np.ndarray
         return np.round(relative, 3)
     row = bars.index[bars.trade_date == anchor_rows.trade_date.iloc[0]][0]
     return np.round(relative / relative[row] * anchor_rows.adj_factor.iloc[0], 3)
-
-
-def _load_calendar(data_dir: Path) -> pd.DataFrame:
-    cal = pd.read_csv(data_dir / "trade_cal_SSE.csv", dtype={"cal_date": str, "pretrade_date": str})
-    cal["pretrade_date"] = cal.pretrade_date.where(cal.pretrade_date.notna(), None)
-    return cal.sort_values("cal_date").reset_index(drop=True)
-
-
-def build_universe(data_dir: Path, open_days: np.ndarray, extra_stocks: int = 0) -> pd.DataFrame:
-    """The real stock list plus synthetic delisted, paused and extra listed stocks.
-
-    ``stop_date`` is the first day a stock no longer trades (delisting or a pause);
-    ``status_final`` is its status at the end of the data.
-    """
-    real = pd.read_csv(data_dir / "stock_basic.csv", dtype=str, keep_default_na=False)
-    real = real.replace({"": None})
-    real["cnspell"] = None
-    real["status_final"] = real.list_status
-    real["stop_date"] = None
-    used = set(real.symbol)
-    rows = []
-
-    def free_codes(prefixes: list[tuple[str, str]], count: int, salt: str):
-        found = 0
-        number = 0
-        while found < count:
-            prefix, suffix = prefixes[number % len(prefixes)]
-            symbol = f"{prefix}{(stable_seed(f'{salt}{number}') % 1000):03d}"
-            number += 1
-            if symbol in used:
-                continue
-            used.add(symbol)
-            found += 1
-            yield symbol, suffix
-
-    def day_between(lo: str, hi: str, key: str) -> str:
-        a, b = np.searchsorted(open_days, lo), np.searchsorted(open_days, hi)
-        return str(open_days[a + stable_seed(key) % max(b - a, 1)])
-
-    board = {"SH": ("上交所", "SSE", "主板"), "SZ": ("深交所", "SZSE", "主板")}
-    for n, (symbol, suffix) in enumerate(free_codes([("600", "SH"), ("000", "SZ"), ("601", "SH"), ("002", "SZ")],
-                                                    160, "delisted")):
-        code = f"{symbol}.{suffix}"
-        listed = day_between("19930101", "20100101", code + "L")
-        gone = day_between(str(int(listed[:4]) + 4) + "0101", "20240601", code + "D")
-        rows.append(_synthetic_stock(code, symbol, f"退市样本{n:03d}", board[suffix], listed, gone, "D"))
-    for n, (symbol, suffix) in enumerate(free_codes([("603", "SH"), ("300", "SZ")], 8, "paused")):
-        code = f"{symbol}.{suffix}"
-        listed = day_between("20050101", "20150101", code + "L")
-        rows.append(_synthetic_stock(code, symbol, f"暂停样本{n:03d}", board[suffix], listed,
-                                     day_between("20180101", "20230101", code + "P"), "P"))
-    for n, (symbol, suffix) in enumerate(free_codes([("605", "SH"), ("301", "SZ"), ("688", "SH"), ("003", "SZ"),
-                                                     ("689", "SH"), ("302", "SZ")], extra_stocks, "extra")):
-        code = f"{symbol}.{suffix}"
-        rows.append(_synthetic_stock(code, symbol, f"合成样本{n:04d}", board[suffix],
-                                     day_between("19950101", "20200101", code + "L"), None, "L"))
-    stocks = pd.concat([real, pd.DataFrame(rows)], ignore_index=True) if rows else real
-    return stocks.sort_values("ts_code").reset_index(drop=True)
-
-
-def _synthetic_stock(code, symbol, name, board, listed, stop, status) -> dict:
-    _, exchange, market = board
-    return {
-        "ts_code": code, "symbol": symbol, "name": name, "area": "合成", "industry": "合成",
-        "fullname": f"{name}股份有限公司", "enname": f"Synthetic {code}", "cnspell": None, "market": market,
-        "exchange": exchange, "curr_type": "CNY", "list_status": "L", "list_date": listed,
-        "delist_date": stop if status == "D" else None, "is_hs": "N", "act_name": None, "act_ent_type": None,
-        "status_final": status, "stop_date": stop,
-    }
