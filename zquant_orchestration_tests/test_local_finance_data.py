@@ -15,6 +15,7 @@ import pytest
 
 from zquant_orchestration.lib.tushare.catalog import CATALOG_PATH
 from zquant_orchestration.lib.tushare_server.finance import FinanceBook
+from zquant_orchestration.reference_data import STOCK_LIST
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "zquant_orchestration" / "lib" / "tushare_server" / "data"
 AS_OF = "20260601"  # after every real fixture row (the last is announced 20260430)
@@ -26,7 +27,7 @@ REAL_STOCKS = ("000977.SZ", "002050.SZ", "002472.SZ", "601899.SH")
 
 def build_stocks() -> pd.DataFrame:
     """The real stock list plus two made-up delisted stocks."""
-    real = pd.read_csv(DATA_DIR / "stock_basic.csv", dtype=str, keep_default_na=False)
+    real = pd.read_csv(STOCK_LIST, dtype=str, keep_default_na=False)
     real = real[["ts_code", "list_date", "delist_date", "list_status"]].replace({"": None})
     assert not real.ts_code.isin(list(DELISTED)).any()
     made_up = pd.DataFrame([{"ts_code": code, "list_date": listed, "delist_date": gone, "list_status": "D"}

@@ -9,15 +9,14 @@ after the reference data lands and the code location is reloaded (as new trading
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from sqlalchemy import inspect
 
+from ..reference_data import STOCK_LIST
 from .trading_calendar import warn_unreachable
 from .warehouse import Warehouse
 
-SHIPPED_STOCK_LIST = Path(__file__).parent / "tushare_server" / "data" / "stock_basic.csv"
+SHIPPED_STOCK_LIST = STOCK_LIST
 
 
 def load_stock_codes(warehouse_url: str | None) -> list[str]:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import inspect
 
+from ..reference_data import SSE_CALENDAR
 from .redact import first_line, redact_url
 from .warehouse import Warehouse
 
-SHIPPED_CALENDAR = Path(__file__).parent / "tushare_server" / "data" / "trade_cal_SSE.csv"
+SHIPPED_CALENDAR = SSE_CALENDAR
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()

@@ -55,11 +55,11 @@ class Market:
 
     def __init__(self, data_dir: Path = DATA_DIR, extra_stocks: int = 0, as_of: str | None = None):
         self.data_dir = data_dir
-        self.calendar = load_calendar(data_dir)
+        self.calendar = load_calendar()
         self.open_days = self.calendar.loc[self.calendar.is_open == 1, "cal_date"].to_numpy(dtype=str)
         self._day_index = {d: i for i, d in enumerate(self.open_days)}
         self.as_of = as_of or self.open_days[-1]
-        self.stocks = build_universe(data_dir, self.open_days, extra_stocks)
+        self.stocks = build_universe(self.open_days, extra_stocks)
         self._prepare_parameters()
         self._load_real_bars()
 

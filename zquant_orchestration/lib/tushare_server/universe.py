@@ -1,13 +1,16 @@
 """The local server's reference tables: the calendar of each exchange and the stock list
-(the real list plus synthetic delisted, paused and extra stocks)."""
+(the real list plus synthetic delisted, paused and extra stocks).
+
+The real calendar and stock list are the ones the product ships (``reference_data``), so
+the server and the code location start from the same days and stocks.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ...reference_data import SSE_CALENDAR, STOCK_LIST
 from .hashing import stable_seed
 
 STOCK_BASIC_COLUMNS = ["ts_code", "symbol", "name", "area", "industry", "fullname", "enname", "cnspell", "market",
@@ -23,9 +26,9 @@ EXCHANGE_FIRST_DAY = {
 }
 
 
-def load_calendar(data_dir: Path) -> pd.DataFrame:
+def load_calendar() -> pd.DataFrame:
     """The SSE calendar, every calendar day ascending; a missing pretrade_date is None."""
-    cal = pd.read_csv(data_dir / "trade_cal_SSE.csv", dtype={"cal_date": str, "pretrade_date": str})
+    cal = pd.read_csv(SSE_CALENDAR, dtype={"cal_date": str, "pretrade_date": str})
     cal["pretrade_date"] = cal.pretrade_date.where(cal.pretrade_date.notna(), None)
     return cal.sort_values("cal_date").reset_index(drop=True)
 
@@ -63,13 +66,13 @@ def stock_basic(stocks: pd.DataFrame, as_of: str, params: dict) -> pd.DataFrame:
     return s.sort_values("ts_code")[STOCK_BASIC_COLUMNS].reset_index(drop=True)
 
 
-def build_universe(data_dir: Path, open_days: np.ndarray, extra_stocks: int = 0) -> pd.DataFrame:
+def build_universe(open_days: np.ndarray, extra_stocks: int = 0) -> pd.DataFrame:
     """The real stock list plus synthetic delisted, paused and extra listed stocks.
 
     ``stop_date`` is the first day a stock no longer trades (delisting or a pause);
     ``status_final`` is its status at the end of the data.
     """
-    real = pd.read_csv(data_dir / "stock_basic.csv", dtype=str, keep_default_na=False)
+    real = pd.read_csv(STOCK_LIST, dtype=str, keep_default_na=False)
     real = real.replace({"": None})
     real["cnspell"] = None
     real["status_final"] = real.list_status
