@@ -75,8 +75,8 @@ class Dataset:
         return self.finance.query(api_name, params)
 
     def _whole_market_day(self, api_name: str, trade_date: str) -> pd.DataFrame:
-        """A whole-market day (~20 ms to build), kept for the next server on this dataset:
-        the tests start a server per test on one shared dataset and ask for the same days."""
+        """A whole-market day, kept for the next server on this dataset: the tests start a
+        server per test on one shared dataset and ask for the same days."""
         key = (api_name, trade_date, self.market.as_of)
         with self._lock:
             frame = self._days.get(key)
