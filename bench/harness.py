@@ -249,7 +249,7 @@ def land_reference_data(env: dict[str, str]) -> None:
 
 def trading_days(env: dict[str, str], first: str, last: str) -> list[str]:
     """The partition keys of [first, last], as the code location sees them."""
-    code = ("from zquant_orchestration.defs.market.partitions import trading_days as t\n"
+    code = ("from zquant_orchestration.defs.shared.partitions import trading_days as t\n"
             f"print(' '.join(k for k in t.get_partition_keys() if {first!r} <= k <= {last!r}))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return out.stdout.split()

@@ -11,20 +11,11 @@ from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
 from zquant_orchestration.defs.finance.jobs import finance_job
 from zquant_orchestration.defs.finance.resources import finance_settings_from_env
 from zquant_orchestration.defs.finance.sensors import finance_disclosure_sensor
-from zquant_orchestration.defs.market.assets import (
-    MARKET_CHECKS,
-    adj_factor,
-    daily_bars,
-    daily_basic,
-    stock_basic,
-    trade_cal,
-)
-from zquant_orchestration.defs.market.jobs import market_data_job, reference_data_job
-from zquant_orchestration.defs.market.schedules import (
-    daily_market_job,
-    market_after_close_schedule,
-    reference_data_schedule,
-)
+from zquant_orchestration.defs.market.assets import adj_factor, daily_bars, daily_basic
+from zquant_orchestration.defs.market.checks import MARKET_CHECKS
+from zquant_orchestration.defs.market.jobs import daily_market_job, market_data_job, reference_data_job
+from zquant_orchestration.defs.market.reference_assets import stock_basic, trade_cal
+from zquant_orchestration.defs.market.schedules import market_after_close_schedule, reference_data_schedule
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 from zquant_orchestration.defs.notifications.sensors import run_notification_sensor
 from zquant_orchestration.defs.script_tasks.assets import load_script_tasks

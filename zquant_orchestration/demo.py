@@ -31,7 +31,7 @@ def _previous_month(today: date) -> str:
 
 def _month_range(month: str) -> tuple[str, str]:
     """The first and last trading-day partition keys of a YYYY-MM month."""
-    from zquant_orchestration.defs.market.partitions import trading_days
+    from zquant_orchestration.defs.shared.partitions import trading_days
 
     keys = [k for k in trading_days.get_partition_keys() if k.startswith(month + "-")]
     if not keys:

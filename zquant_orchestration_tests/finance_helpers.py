@@ -7,7 +7,7 @@ import pandas as pd
 
 from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
 from zquant_orchestration.defs.finance.resources import FinanceSettings
-from zquant_orchestration.defs.market.assets import stock_basic, trade_cal
+from zquant_orchestration.defs.market.reference_assets import stock_basic, trade_cal
 from zquant_orchestration.lib.warehouse import Warehouse
 from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES, version_keys
 

@@ -7,15 +7,9 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from zquant_orchestration.defs.market.assets import (
-    adj_factor,
-    adj_factor_covers_daily_bars,
-    daily_bars,
-    daily_bars_match_listed_universe,
-    daily_basic,
-    stock_basic,
-    trade_cal,
-)
+from zquant_orchestration.defs.market.assets import adj_factor, daily_bars, daily_basic
+from zquant_orchestration.defs.market.checks import adj_factor_covers_daily_bars, daily_bars_match_listed_universe
+from zquant_orchestration.defs.market.reference_assets import stock_basic, trade_cal
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN, LocalTushareServer

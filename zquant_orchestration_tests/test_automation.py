@@ -13,17 +13,13 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from zquant_orchestration.defs.derived.assets import daily_hfq
-from zquant_orchestration.defs.market.assets import (
-    MARKET_CHECKS,
-    adj_factor,
-    daily_bars,
-    daily_basic,
-    stock_basic,
-    trade_cal,
-)
-from zquant_orchestration.defs.market.partitions import SHANGHAI
-from zquant_orchestration.defs.market.schedules import daily_market_job, market_after_close_schedule
+from zquant_orchestration.defs.market.assets import adj_factor, daily_bars, daily_basic
+from zquant_orchestration.defs.market.checks import MARKET_CHECKS
+from zquant_orchestration.defs.market.jobs import daily_market_job
+from zquant_orchestration.defs.market.reference_assets import stock_basic, trade_cal
+from zquant_orchestration.defs.market.schedules import market_after_close_schedule
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
+from zquant_orchestration.defs.shared.partitions import SHANGHAI
 
 from .dialects import sqlite_url
 from .market_helpers import (

@@ -7,8 +7,8 @@ from datetime import date, datetime
 import dagster as dg
 import pandas as pd
 
-from zquant_orchestration.defs.market.assets import trade_cal
-from zquant_orchestration.defs.market.partitions import build_trading_day_partitions
+from zquant_orchestration.defs.market.reference_assets import trade_cal
+from zquant_orchestration.defs.shared.partitions import build_trading_day_partitions
 from zquant_orchestration.lib.trading_calendar import load_calendar
 from zquant_orchestration.lib.warehouse import Warehouse
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from zquant_orchestration.defs.derived.assets import daily_factors, daily_hfq
-from zquant_orchestration.defs.market.partitions import SHANGHAI, trading_days
+from zquant_orchestration.defs.shared.partitions import SHANGHAI, trading_days
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.factors import FACTOR_COLUMNS
 from zquant_orchestration.lib.warehouse import Warehouse

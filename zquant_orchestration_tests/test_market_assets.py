@@ -7,8 +7,9 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from zquant_orchestration.defs.market.assets import daily_bars, stock_basic
-from zquant_orchestration.defs.market.partitions import trading_days
+from zquant_orchestration.defs.market.assets import daily_bars
+from zquant_orchestration.defs.market.reference_assets import stock_basic
+from zquant_orchestration.defs.shared.partitions import trading_days
 from zquant_orchestration.lib.tushare.client import EMPTY_REPLY_ATTEMPTS
 from zquant_orchestration.lib.tushare_server import Dataset, FaultPlan
 from zquant_orchestration.lib.warehouse import Warehouse

@@ -15,10 +15,10 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from zquant_orchestration.defs.market.partitions import SHANGHAI, trading_days
 from zquant_orchestration.defs.script_tasks.assets import build_task_assets
 from zquant_orchestration.defs.script_tasks.automation import build_task_sensors
 from zquant_orchestration.defs.script_tasks.spec import TaskFileError, load_task_file
+from zquant_orchestration.defs.shared.partitions import SHANGHAI, trading_days
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.warehouse import Warehouse
 

@@ -1,4 +1,7 @@
-"""What the sensors read from Dagster's runs: the partition-range tags and the in-progress statuses."""
+"""What the sensors and checks read from Dagster's runs: the partition tags and the in-progress statuses."""
+
+from collections.abc import Callable, Mapping
+from datetime import date
 
 import dagster as dg
 
@@ -7,3 +10,12 @@ PARTITION = "dagster/partition"
 # A run in any of these may still write: never request the same work beside it.
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def run_day_range(tags: Mapping[str, str], last_day: Callable[[], str]) -> tuple[date, date]:
+    """The days (YYYY-MM-DD keys) a run covers, from the tags Dagster puts on partitioned runs;
+    a run without them covers ``last_day()``."""
+    if RANGE_START in tags:
+        return date.fromisoformat(tags[RANGE_START]), date.fromisoformat(tags[RANGE_END])
+    day = date.fromisoformat(tags[PARTITION] if PARTITION in tags else last_day())
+    return day, day

@@ -15,8 +15,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from zquant_orchestration.defs.market.assets import adj_factor, daily_bars, daily_basic
-from zquant_orchestration.defs.market.partitions import trading_days
+from zquant_orchestration.defs.shared.partitions import trading_days
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib import factors
 from zquant_orchestration.lib.adjust import backward_adjusted
@@ -36,7 +35,7 @@ def warehouse_pool(table: str) -> str:
     kinds={"pandas", "sql"},
     partitions_def=trading_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[daily_bars, adj_factor],
+    deps=["daily_bars", "adj_factor"],
     pool=warehouse_pool("daily_hfq"),
     description="Backward-adjusted (hfq) daily bars, as Tushare's pro_bar(adj='hfq'); forward-adjusted "
                 "bars are the view daily_qfq, anchored at each stock's latest factor.",
@@ -88,7 +87,7 @@ def _by_day(frame: pd.DataFrame, days: list[str]):
     partitions_def=trading_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetDep(daily_hfq, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-factors.LOOKBACK_DAYS)),
-          dg.AssetDep(daily_basic, partition_mapping=dg.TimeWindowPartitionMapping(
+          dg.AssetDep("daily_basic", partition_mapping=dg.TimeWindowPartitionMapping(
               start_offset=-(factors.TURNOVER_WINDOW - 1)))],
     pool=warehouse_pool("daily_factors"),
     # Each new trading day once its 60-day lookback has landed (the automation sensor).

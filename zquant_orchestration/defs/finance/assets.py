@@ -21,13 +21,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from zquant_orchestration.defs.market.assets import (
-    STEP_RETRY,
-    failing_fast_on_permanent_errors,
-    stock_basic,
-    tushare_pool,
-)
-from zquant_orchestration.defs.market.config import StockCode, codes
+from zquant_orchestration.defs.shared.stock_codes import StockCode, codes
+from zquant_orchestration.defs.tushare.policy import STEP_RETRY, failing_fast_on_permanent_errors, tushare_pool
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.report_periods import deadline, parse_period
@@ -81,7 +76,7 @@ def build_finance_asset(api: str) -> dg.AssetsDefinition:
         kinds={"tushare", "sql"},
         partitions_def=report_periods,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[stock_basic],
+        deps=["stock_basic"],
         retry_policy=STEP_RETRY,
         pool=tushare_pool(api),  # per_stock calls `api`, vip calls `api`_vip: one slot covers both
         check_specs=[dg.AssetCheckSpec("no_failed_stocks", asset=api, description=(

@@ -22,7 +22,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from zquant_orchestration.defs.market.config import StockCode
+from zquant_orchestration.defs.shared.stock_codes import StockCode
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.report_periods import deadline, open_periods, parse_period, period_key, shift_periods

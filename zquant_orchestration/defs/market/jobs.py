@@ -1,10 +1,13 @@
-"""Jobs over the market assets, for the CLI (`dagster job backfill`), the UI and schedules."""
+"""Jobs over the market assets, for the CLI (`dagster job backfill`), the UI, the schedules and
+the gap sensor. ``daily_hfq`` is the derived package's asset, named by key."""
 
 import dagster as dg
 
-from zquant_orchestration.defs.derived.assets import daily_hfq
+from .assets import adj_factor, daily_bars, daily_basic
+from .checks import MARKET_CHECKS
+from .reference_assets import stock_basic, trade_cal
 
-from .assets import adj_factor, daily_bars, daily_basic, stock_basic, trade_cal
+DAILY_HFQ = dg.AssetKey("daily_hfq")
 
 reference_data_job = dg.define_asset_job(
     "reference_data_job", selection=[trade_cal, stock_basic],
@@ -12,6 +15,19 @@ reference_data_job = dg.define_asset_job(
 )
 
 market_data_job = dg.define_asset_job(
-    "market_data_job", selection=[daily_bars, adj_factor, daily_basic, daily_hfq],
+    "market_data_job", selection=dg.AssetSelection.assets(daily_bars, adj_factor, daily_basic, DAILY_HFQ),
     description="Daily bars, adjustment factors, valuation and adjusted bars for a trading day or a range.",
+)
+
+daily_market_job = dg.define_asset_job(
+    "daily_market_job",
+    selection=dg.AssetSelection.assets(stock_basic, daily_bars, adj_factor, daily_basic, DAILY_HFQ)
+    | dg.AssetSelection.checks(*MARKET_CHECKS),
+    description="The stock list and, beside it, one trading day of bars, factors and valuation (the evening schedule).",
+    # One day is a handful of calls and a second of writes: the steps run one after another
+    # in the run's own process, which has already imported everything. The default
+    # multiprocess executor would first start a forkserver that imports Dagster and this
+    # code location again, seconds of CPU before the first row is fetched. Pools
+    # (one slot per Tushare API) hold in this executor too.
+    executor_def=dg.in_process_executor,
 )

@@ -1,5 +1,5 @@
-"""Schedules (Asia/Shanghai). `dagster schedule start/stop` and the UI toggles replace the old
-enable/disable/pause/resume; see README "Automation".
+"""Schedules (Asia/Shanghai), over the jobs of jobs.py. `dagster schedule start/stop` and the
+UI toggles switch them on and off; see README "Automation".
 
 - ``market_after_close_schedule``: each weekday at ``ZQUANT_MARKET_CRON`` (default 18:30,
   after Tushare publishes the day), the stock list and that trading day's market data in
@@ -17,27 +17,12 @@ import os
 
 import dagster as dg
 
-from zquant_orchestration.defs.derived.assets import daily_hfq
+from zquant_orchestration.defs.shared.partitions import SHANGHAI, pinned_today, trading_days
 
-from .assets import MARKET_CHECKS, adj_factor, daily_bars, daily_basic, stock_basic
-from .jobs import reference_data_job
-from .partitions import SHANGHAI, pinned_today, trading_days
+from .jobs import daily_market_job, reference_data_job
 
 MARKET_CRON = os.environ.get("ZQUANT_MARKET_CRON", "30 18 * * 1-5")
 REFERENCE_CRON = os.environ.get("ZQUANT_REFERENCE_CRON", "0 8 * * *")
-
-daily_market_job = dg.define_asset_job(
-    "daily_market_job",
-    selection=dg.AssetSelection.assets(stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq)
-    | dg.AssetSelection.checks(*MARKET_CHECKS),
-    description="The stock list and, beside it, one trading day of bars, factors and valuation (the evening schedule).",
-    # One day is a handful of calls and a second of writes: the steps run one after another
-    # in the run's own process, which has already imported everything. The default
-    # multiprocess executor would first start a forkserver that imports Dagster and this
-    # code location again (3-5 s on two cores) before the first row is fetched. Pools
-    # (one slot per Tushare API) hold in this executor too.
-    executor_def=dg.in_process_executor,
-)
 
 
 @dg.schedule(job=daily_market_job, cron_schedule=MARKET_CRON, execution_timezone="Asia/Shanghai",

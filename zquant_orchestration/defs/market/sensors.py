@@ -16,11 +16,11 @@ from datetime import date, datetime
 
 import dagster as dg
 
+from zquant_orchestration.defs.shared.partitions import SHANGHAI, pinned_today, trading_days
 from zquant_orchestration.lib.run_tags import IN_PROGRESS, PARTITION, RANGE_END, RANGE_START
 
 from .assets import MARKET_TABLES
 from .jobs import market_data_job
-from .partitions import SHANGHAI, pinned_today, trading_days
 
 
 def _positive_int(name: str, default: int) -> int:

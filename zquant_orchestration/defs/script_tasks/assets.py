@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import dagster as dg
 
-from zquant_orchestration.defs.market.partitions import trading_days
+from zquant_orchestration.defs.shared.partitions import trading_days
 from zquant_orchestration.lib.warehouse import default_url
 
 from . import launch
@@ -116,7 +116,7 @@ def load_script_tasks(upstream: list[dg.AssetsDefinition]) -> ScriptTasks:
     path = tasks_file()
     if path is None:
         return ScriptTasks([], [])
-    from zquant_orchestration.defs.market.config import StockCode  # the stock list, read when the location loads
+    from zquant_orchestration.defs.shared.stock_codes import StockCode  # the stock list, read when the location loads
 
     by_name = {key.to_user_string(): a for a in upstream for key in a.keys}
     specs = load_task_file(path, set(by_name), known_codes={code.value for code in StockCode})

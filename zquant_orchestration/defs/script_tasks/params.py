@@ -107,7 +107,7 @@ def config_schema(params: tuple[ParamSpec, ...]) -> dict | None:
     """The asset's run config: one field per param, each with its default."""
     if not params:
         return None
-    from zquant_orchestration.defs.market.config import StockCode  # the stock list, read when the location loads
+    from zquant_orchestration.defs.shared.stock_codes import StockCode  # the stock list, read when the location loads
 
     types = {"int": dg.Int, "float": dg.Float, "str": dg.String, "bool": dg.Bool, "date": dg.String,
              "ts_codes": [dg.Enum.from_python_enum_direct_values(StockCode)]}

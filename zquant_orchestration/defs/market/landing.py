@@ -1,0 +1,124 @@
+"""How a market table's trading days land: the whole market one call per day, fetched ahead
+while earlier days are written, each day whole or not at all; or a few stocks over days
+already landed."""
+
+import time
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+
+from zquant_orchestration.defs.tushare.policy import failing_fast_on_permanent_errors
+from zquant_orchestration.defs.tushare.resources import TushareResource
+from zquant_orchestration.lib.prefetch import Prefetcher
+from zquant_orchestration.lib.tushare import TushareUnavailableError
+from zquant_orchestration.lib.warehouse import Warehouse
+
+from .replies import validate_day, validate_stock
+
+
+@dataclass(frozen=True)
+class MarketTable:
+    asset_name: str
+    api_name: str
+    description: str
+
+
+# While one batch of days is written the next days are fetched (lib/prefetch.py). A batch
+# is every day fetched meanwhile, up to about this many rows (some 20 full-market days):
+# under a quota days arrive one by one and each is written at once; when the warehouse is
+# the slow side, days pile up and land together, in ONE transaction. Each day still lands
+# whole or not at all, and the per-stock primary-key index is rewritten once per batch
+# instead of once per day, which is what makes SQLite writes fast (docs/benchmarks.md).
+# Days fetched ahead are held as frames until written, so how far ahead a step fetches
+# bounds its memory: far enough that the fetch is rarely the slow side, near enough to
+# keep a step under its memory line.
+WRITE_BATCH_ROWS = 100_000
+FETCH_AHEAD_DAYS = 18
+
+
+def land_days(context, table: MarketTable, tushare: TushareResource, wh: Warehouse, days: list[str],
+              force_refresh: bool) -> dict:
+    """The whole market, one call per day. A day's rows are all of its reply or none, so a
+    day that holds rows has landed whole: unless forced, it is skipped, and a re-run of a
+    range picks up where a failed or killed one stopped."""
+    held = set() if force_refresh else wh.days_with_rows(table.asset_name, date.fromisoformat(days[0]),
+                                                        date.fromisoformat(days[-1]))
+
+    def fetch(day: str) -> pd.DataFrame:
+        trade_date = day.replace("-", "")
+        with failing_fast_on_permanent_errors():
+            frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
+        validate_day(table.api_name, table.asset_name, frame, trade_date)
+        return frame
+
+    rows = fetched = 0
+    stocks: set[str] = set()
+    write_seconds = 0.0
+    # A failed fetch surfaces here only after every day fetched before it was written, so
+    # the retry starts after them.
+    with Prefetcher(fetch, [d for d in days if d not in held], ahead=FETCH_AHEAD_DAYS, size=len,
+                    name=f"fetch-{table.api_name}") as prefetcher:
+        for batch in prefetcher.batches(max_size=WRITE_BATCH_ROWS):
+            started = time.perf_counter()
+            batch_days = [d for d, _ in batch]
+            # As a numpy array: set.update over an Arrow-backed column (or its unique())
+            # goes element by element through pandas, many times slower (docs/benchmarks.md).
+            stocks.update(*(f.ts_code.unique().to_numpy() for _, f in batch))
+            # The batch is handed over as one frame that nothing here keeps: the warehouse
+            # holds a single copy of it while converting, which bounds a step's peak memory.
+            written = wh.replace_rows(table.asset_name, _one_frame(batch), {"trade_date": batch_days})
+            rows += written
+            write_seconds += time.perf_counter() - started
+            fetched += len(batch_days)
+            context.log.debug(f"{table.asset_name}: {written} rows of {len(batch_days)} days written "
+                              f"({batch_days[0]}..{batch_days[-1]})")
+    if held & set(days):
+        context.log.info(f"{table.asset_name}: skipped {len(held & set(days))} days already landed "
+                         "(force_refresh: true refetches them)")
+    return {"rows": rows, "stocks": len(stocks), "days_fetched": fetched,
+            "days_already_landed": len(held & set(days)), "write_ms": round(write_seconds * 1000, 1)}
+
+
+def _one_frame(batch: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """The batch's day frames as one; the days' own frames are let go."""
+    frame = pd.concat([f for _, f in batch], ignore_index=True)
+    batch.clear()
+    return frame
+
+
+def refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: Warehouse, days: list[str],
+                   stocks: list[str]) -> dict:
+    """Some stocks over landed days: one call per stock for the whole range, then each day's
+    rows of those stocks replaced in one transaction; other stocks' rows are not touched.
+    Every reply is fetched and checked before anything is written."""
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    held = wh.days_with_rows(table.asset_name, first, last)
+    missing = [d for d in days if d not in held]
+    if missing:
+        raise dg.Failure(description=(
+            f"stocks: {table.asset_name} has not landed {len(missing)} of the run's days ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}) and a stock subset only repairs landed days; "
+            "materialize those days without `stocks` first"), allow_retries=False)
+    frames = []
+    for code in stocks:
+        params = {"ts_code": code, "start_date": first.strftime("%Y%m%d"), "end_date": last.strftime("%Y%m%d")}
+        with failing_fast_on_permanent_errors():
+            frame = tushare.query(table.api_name, params)
+        validate_stock(table.api_name, table.asset_name, frame, code, days)
+        if frame.empty and wh.days_with_rows(table.asset_name, first, last, ts_code=code):
+            # An empty answer would delete the stock's rows: believe it only when the
+            # warehouse agrees there is nothing, or a glitch would lose a history.
+            raise TushareUnavailableError(
+                f"{table.api_name}({code}, {days[0]}..{days[-1]}) returned no rows where the warehouse holds "
+                "some; nothing was written, re-run later")
+        frames.append(frame)
+    fetched = pd.concat(frames, ignore_index=True)
+    day_of_row = fetched.trade_date.astype(str).map(lambda d: f"{d[:4]}-{d[4:6]}-{d[6:]}")
+    rows = 0
+    for day in days:
+        rows += wh.replace_rows(table.asset_name, fetched[day_of_row == day],
+                                {"trade_date": [day], "ts_code": stocks})
+    return {"rows": rows, "stocks": len(stocks), "days_fetched": len(days), "days_already_landed": 0,
+            "refreshed_stocks": ", ".join(stocks[:20]) + (" ..." if len(stocks) > 20 else "")}
