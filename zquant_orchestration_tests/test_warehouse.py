@@ -167,7 +167,7 @@ def test_a_day_written_while_a_reader_is_open_is_in_the_database_and_its_log(tmp
     import shutil
     import sqlite3
 
-    caplog.set_level(logging.DEBUG, logger="zquant_orchestration.lib.warehouse.warehouse")
+    caplog.set_level(logging.DEBUG, logger="zquant_orchestration.lib.warehouse")
     path = tmp_path / "warehouse.sqlite"
     wh = Warehouse(f"sqlite:///{path}")
     wh.replace_rows("daily_bars", bars("20240102", ["000001.SZ"]), {"trade_date": ["20240102"]})

@@ -61,7 +61,7 @@ daily_basic = Table(
 )
 
 # Backward-adjusted (hfq) bars, derived from daily_bars and adj_factor (lib/adjust.py); the
-# forward-adjusted ones are the view daily_qfq (warehouse.py), never stored.
+# forward-adjusted ones are the view daily_qfq (views.py), never stored.
 daily_hfq = Table(
     "daily_hfq", metadata,
     Column("ts_code", String(12), primary_key=True),
@@ -109,7 +109,7 @@ for _api in FINANCE_TABLES:
 
 # Every trading-day table is written and read a day at a time (DELETE + INSERT of one
 # trade_date, range checks): without this index each day's DELETE scans the whole table,
-# so a year's sync slowed from 40 ms to 350 ms a day by December (docs/benchmarks.md).
+# and each day of a sync takes longer than the one before (docs/benchmarks.md).
 TRADING_DAY_TABLES = ("daily_bars", "adj_factor", "daily_basic", "daily_hfq", "daily_factors")
 for _name in TRADING_DAY_TABLES:
     Index(f"ix_{_name}_trade_date", metadata.tables[_name].c.trade_date)

@@ -1,0 +1,103 @@
+"""Reads: tables and days as DataFrames, point-in-time statements, health pings, plain SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import pandas as pd
+from sqlalchemy import Date, Engine, bindparam, func, inspect, select, text
+
+from .encoding import _bind_values, to_iso_date
+from .statements import require_statement_table
+from .tables import TABLES
+
+
+class Reads:
+    """The warehouse's reads. Needs ``engine`` and ``ensure_schema`` (schema.SchemaUpkeep)
+    on the instance."""
+
+    engine: Engine
+
+    def read(self, table_name: str, where: dict[str, Iterable] | None = None) -> pd.DataFrame:
+        """Rows of a table as a DataFrame (dates as ``datetime.date``), optionally filtered."""
+        self.ensure_schema()
+        table = TABLES[table_name]
+        query = select(table)
+        for column, values in (where or {}).items():
+            query = query.where(table.c[column].in_(_bind_values(table.c[column], values)))
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def point_in_time(self, table_name: str, as_of: date | str, ts_codes: Iterable[str] | None = None,
+                      periods: Iterable[date | str] | None = None) -> pd.DataFrame:
+        """What we knew at the end of day ``as_of``: per stock, period (and report type) the
+        latest version announced on or before it, never one announced later (no look-ahead).
+
+        Reads the ``<table>_pit`` view, which gives each version the interval
+        [known_from, known_until) in which it was the newest known one.
+        """
+        require_statement_table(table_name)
+        self.ensure_schema()
+        sql = f"SELECT * FROM {table_name}_pit WHERE known_from <= :as_of " \
+              "AND (known_until IS NULL OR known_until > :as_of)"
+        binds = [bindparam("as_of", date.fromisoformat(to_iso_date(as_of)), type_=Date)]
+        if ts_codes is not None:
+            sql += " AND ts_code IN :codes"
+            binds.append(bindparam("codes", list(ts_codes), expanding=True))
+        if periods is not None:
+            sql += " AND end_date IN :periods"
+            binds.append(bindparam("periods", [date.fromisoformat(to_iso_date(p)) for p in periods],
+                                   expanding=True, type_=Date))
+        with self.engine.connect() as conn:
+            result = conn.execute(text(sql + " ORDER BY ts_code, end_date").bindparams(*binds))
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def stocks_with_rows(self, table_name: str, column: str, value) -> set[str]:
+        """The ts_codes that have at least one row with ``column`` = ``value``."""
+        self.ensure_schema()
+        table = TABLES[table_name]
+        query = select(table.c.ts_code).distinct().where(table.c[column] == _bind_values(table.c[column], [value])[0])
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def read_days(self, table_name: str, first: date, last: date) -> pd.DataFrame:
+        """Rows with trade_date in [first, last] (dates as ``datetime.date``)."""
+        self.ensure_schema()
+        table = TABLES[table_name]
+        query = select(table).where(table.c.trade_date.between(first, last))
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def days_with_rows(self, table_name: str, first: date, last: date, ts_code: str | None = None) -> set[str]:
+        """The trade_dates (ISO) in [first, last] that hold at least one row (of ``ts_code``)."""
+        self.ensure_schema()
+        column = TABLES[table_name].c.trade_date
+        query = select(column).distinct().where(column.between(first, last))
+        if ts_code is not None:
+            query = query.where(TABLES[table_name].c.ts_code == ts_code)
+        with self.engine.connect() as conn:
+            return {to_iso_date(d) for d in conn.execute(query).scalars()}
+
+    def ping(self) -> dict[str, str | None]:
+        """Connect and read without writing (health checks): the latest landed trading day per
+        market table, None for a table that is empty or not created yet."""
+        with self.engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            latest = {}
+            for name in ("daily_bars", "adj_factor", "daily_basic"):
+                column = TABLES[name].c.trade_date
+                latest[name] = (to_iso_date(conn.execute(select(func.max(column))).scalar())
+                                if name in present else None)
+        return latest
+
+    def scalar(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+
+    def query(self, sql: str, **params) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            result = conn.execute(text(sql), params)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
