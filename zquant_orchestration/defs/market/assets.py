@@ -9,6 +9,7 @@ those stocks over days already landed (config.py).
 """
 
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +25,8 @@ from zquant_orchestration.lib.prefetch import Prefetcher
 from zquant_orchestration.lib.tushare import TushareError, TushareUnavailableError
 from zquant_orchestration.lib.warehouse import Warehouse, quality
 
-from .config import MarketRunConfig, codes
-from .partitions import trading_days
+from .config import codes, market_run_config
+from .partitions import trading_day_partitions
 from .reference import STATUSES_WITH_ROWS, ReferenceRunConfig, guard_calendar, guard_stock_list
 from .replies import validate_day, validate_stock, whole_reply
 
@@ -143,7 +144,8 @@ def _iso_to_date(key: str) -> date:
     return date.fromisoformat(key)
 
 
-def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
+def build_market_asset(table: MarketTable, trading_days: dg.PartitionsDefinition,
+                       run_config: type[dg.Config]) -> dg.AssetsDefinition:
     @dg.asset(
         name=table.asset_name,
         description=table.description,
@@ -162,7 +164,7 @@ def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
         freshness_policy=DAILY_BARS_FRESHNESS if table.asset_name == "daily_bars" else None,
         check_specs=[dg.AssetCheckSpec(name, asset=table.asset_name) for name in CHECK_NAMES[table.asset_name]],
     )
-    def market_asset(context: dg.AssetExecutionContext, config: MarketRunConfig, tushare: TushareResource,
+    def market_asset(context: dg.AssetExecutionContext, config: run_config, tushare: TushareResource,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
         started = time.perf_counter()
         wh = warehouse.get()
@@ -303,10 +305,27 @@ def _checks(asset_name: str, wh, start: date, end: date) -> list[dg.AssetCheckRe
     return results
 
 
-daily_bars, adj_factor, daily_basic = (build_market_asset(t) for t in MARKET_TABLES)
+def build_market_assets(trading_days: dg.PartitionsDefinition,
+                        run_config: type[dg.Config]) -> tuple[dg.AssetsDefinition, ...]:
+    """daily_bars, adj_factor, daily_basic over the given trading days."""
+    return tuple(build_market_asset(t, trading_days, run_config) for t in MARKET_TABLES)
 
 
-@dg.asset_check(asset=adj_factor, additional_deps=[daily_bars], description=(
+@functools.cache
+def _process_market_assets() -> dict[str, dg.AssetsDefinition]:
+    assets = build_market_assets(trading_day_partitions(), market_run_config())
+    return {t.asset_name: a for t, a in zip(MARKET_TABLES, assets, strict=True)}
+
+
+def __getattr__(name: str):
+    # daily_bars, adj_factor, daily_basic as attributes, for tests and tools that import them:
+    # built at the first ask over this process's trading days.
+    if name in {t.asset_name for t in MARKET_TABLES}:
+        return _process_market_assets()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dg.asset_check(asset="adj_factor", additional_deps=["daily_bars"], description=(
     "Every daily bar of the run's days has an adjustment factor (adjusted prices need both)."))
 def adj_factor_covers_daily_bars(context: dg.AssetCheckExecutionContext,
                                  warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -316,7 +335,7 @@ def adj_factor_covers_daily_bars(context: dg.AssetCheckExecutionContext,
         "from": str(start), "to": str(end), "daily_bars_rows": total, "bars_without_adj_factor": missing})
 
 
-@dg.asset_check(asset=daily_bars, name="rows_match_listed_universe", additional_deps=[stock_basic], description=(
+@dg.asset_check(asset="daily_bars", name="rows_match_listed_universe", additional_deps=[stock_basic], description=(
                     "No day holds more bars than stocks listed that day (stock_basic), nor fewer than 80% of them "
                     "(suspended stocks have no bar). A warning: the stock list may lag a new listing."))
 def daily_bars_match_listed_universe(context: dg.AssetCheckExecutionContext,
@@ -347,5 +366,5 @@ def run_day_range(tags: dict[str, str]) -> tuple[date, date]:
     if "dagster/partition" in tags:
         day = _iso_to_date(tags["dagster/partition"])
         return day, day
-    last = trading_days.get_last_partition_key()
+    last = trading_day_partitions().get_last_partition_key()
     return _iso_to_date(last), _iso_to_date(last)

@@ -2,9 +2,7 @@
 
 import dagster as dg
 
-from zquant_orchestration.defs.derived.assets import daily_hfq
-
-from .assets import adj_factor, daily_bars, daily_basic, stock_basic, trade_cal
+from .assets import stock_basic, trade_cal
 
 reference_data_job = dg.define_asset_job(
     "reference_data_job", selection=[trade_cal, stock_basic],
@@ -12,6 +10,7 @@ reference_data_job = dg.define_asset_job(
 )
 
 market_data_job = dg.define_asset_job(
-    "market_data_job", selection=[daily_bars, adj_factor, daily_basic, daily_hfq],
+    # By key: the partitioned assets are built with the definitions (their calendar is read then).
+    "market_data_job", selection=["daily_bars", "adj_factor", "daily_basic", "daily_hfq"],
     description="Daily bars, adjustment factors, valuation and adjusted bars for a trading day or a range.",
 )

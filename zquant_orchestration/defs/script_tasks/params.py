@@ -107,10 +107,10 @@ def config_schema(params: tuple[ParamSpec, ...]) -> dict | None:
     """The asset's run config: one field per param, each with its default."""
     if not params:
         return None
-    from zquant_orchestration.defs.market.config import StockCode  # the stock list, read when the location loads
+    from zquant_orchestration.defs.market.config import stock_code_enum  # the stock list, read when the location loads
 
     types = {"int": dg.Int, "float": dg.Float, "str": dg.String, "bool": dg.Bool, "date": dg.String,
-             "ts_codes": [dg.Enum.from_python_enum_direct_values(StockCode)]}
+             "ts_codes": [dg.Enum.from_python_enum_direct_values(stock_code_enum())]}
     return {p.name: dg.Field(types[p.type], default_value=list(p.default) if p.type == "ts_codes" else p.default,
                              description=p.description or _describe(p))
             for p in params}
