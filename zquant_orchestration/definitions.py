@@ -29,16 +29,16 @@ from zquant_orchestration.settings import get_settings
 
 # What a step process needs before it runs our code: Dagster, this module, and what a
 # step imports on its own to reopen the instance (the storage classes, and upath through
-# the IO manager's module). Left out, each step spent ~1 s of CPU importing the last two
-# (py-spy of a `dagster asset materialize` range run, docs/benchmarks.md).
+# the IO manager's module). Left out, every step would import them itself, a CPU cost per
+# step that the forkserver pays once per run (docs/benchmarks.md).
 STEP_PRELOAD_MODULES = ["dagster", "dagster._core.storage.base_storage", "upath", "zquant_orchestration.definitions"]
 
 # Arrow's default allocator (mimalloc) holds on to memory that one thread allocated and
 # another freed until the first allocates again, and that is how a market step works: its
-# fetch thread decodes the day frames, its writing thread drops them once written. With it a
-# step of the year's sync peaked at 375-405 MB (issue #8's line is 400), with the C library's
-# allocator at 355-356 MB, as fast (docs/benchmarks.md). Set here, before any step forks
-# from this module; ARROW_DEFAULT_MEMORY_POOL, where someone set it, still decides.
+# fetch thread decodes the day frames, its writing thread drops them once written. The C
+# library's allocator gives that memory back, as fast, so a step's peak stays lower
+# (docs/benchmarks.md). Set at import, so the forkserver that preloads this module sets it
+# before any step forks; ARROW_DEFAULT_MEMORY_POOL, where someone set it, still decides.
 if not get_settings().arrow_default_memory_pool:
     pa.set_memory_pool(pa.system_memory_pool())
 
@@ -69,8 +69,8 @@ def defs() -> dg.Definitions:
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },
         # Steps run in processes of their own, forked from a server that imported Dagster and
-        # this module once per run: a step starts in a fraction of a second instead of
-        # re-importing Dagster, pandas and the definitions (~3 s of CPU each). Four at a time
+        # this module once per run: a step starts without re-importing Dagster and pandas
+        # (seconds of CPU each, docs/benchmarks.md). Four at a time
         # (default: one per core), so the three market APIs are fetched side by side, each
         # waiting on its own quota, even on a two-core host.
         executor=dg.multiprocess_executor.configured({

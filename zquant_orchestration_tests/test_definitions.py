@@ -58,8 +58,8 @@ def test_the_finance_sensor_is_on_by_default_only_with_a_token(monkeypatch):
 
 
 def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
-    # Arrow's mimalloc kept day frames freed by the writing thread: a year's sync step went
-    # over issue #8's 400 MB with it (docs/benchmarks.md). Forked steps inherit the choice.
+    # Arrow's mimalloc keeps day frames freed by the writing thread, so a step's peak memory
+    # grows with it (docs/benchmarks.md). Forked steps inherit the choice.
     # Arrow reads ARROW_DEFAULT_MEMORY_POOL when it starts, so this one takes new processes.
     probe = ("import os, pyarrow as pa\n"
              "import zquant_orchestration.definitions\n"
