@@ -1,67 +1,83 @@
-"""The code location: every asset, check, job, sensor and resource, assembled in one place."""
+"""The code location: every asset, check, job, sensor and resource, assembled in one place.
 
-import os
+``defs`` is a ``@dg.definitions`` function: Dagster calls it when it loads the code location
+(``dagster dev -m``, workspace.yaml, ``[tool.dagster]``), and only then are the trading
+calendar, the stock list and the task file read. Importing this module opens no warehouse.
+"""
 
 import dagster as dg
 import pyarrow as pa
 
-from zquant_orchestration.defs.derived.assets import daily_factors, daily_hfq
-from zquant_orchestration.defs.derived.sensors import derived_automation_sensor
-from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
+from zquant_orchestration.defs.derived.assets import build_derived_assets
+from zquant_orchestration.defs.derived.sensors import build_derived_automation_sensor
+from zquant_orchestration.defs.finance.assets import build_finance_assets
 from zquant_orchestration.defs.finance.jobs import finance_job
+from zquant_orchestration.defs.finance.partitions import report_period_partitions
 from zquant_orchestration.defs.finance.resources import finance_settings_from_env
-from zquant_orchestration.defs.finance.sensors import finance_disclosure_sensor
-from zquant_orchestration.defs.market.assets import adj_factor, daily_bars, daily_basic
+from zquant_orchestration.defs.finance.sensors import build_finance_disclosure_sensor
+from zquant_orchestration.defs.market.assets import build_market_assets
 from zquant_orchestration.defs.market.checks import MARKET_CHECKS
+from zquant_orchestration.defs.market.config import market_run_config
 from zquant_orchestration.defs.market.jobs import daily_market_job, market_data_job, reference_data_job
 from zquant_orchestration.defs.market.reference_assets import stock_basic, trade_cal
-from zquant_orchestration.defs.market.schedules import market_after_close_schedule, reference_data_schedule
+from zquant_orchestration.defs.market.schedules import build_schedules
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 from zquant_orchestration.defs.notifications.sensors import run_notification_sensor
 from zquant_orchestration.defs.script_tasks.assets import load_script_tasks
+from zquant_orchestration.defs.shared.partitions import load_trading_days
+from zquant_orchestration.defs.shared.stock_codes import load_stock_code_enum
 from zquant_orchestration.defs.tushare.resources import tushare_resource_from_env
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.settings import get_settings
 
 # What a step process needs before it runs our code: Dagster, this module, and what a
 # step imports on its own to reopen the instance (the storage classes, and upath through
-# the IO manager's module). Left out, each step spent ~1 s of CPU importing the last two
-# (py-spy of a `dagster asset materialize` range run, docs/benchmarks.md).
+# the IO manager's module). Left out, every step would import them itself, a CPU cost per
+# step that the forkserver pays once per run (docs/benchmarks.md).
 STEP_PRELOAD_MODULES = ["dagster", "dagster._core.storage.base_storage", "upath", "zquant_orchestration.definitions"]
 
 # Arrow's default allocator (mimalloc) holds on to memory that one thread allocated and
 # another freed until the first allocates again, and that is how a market step works: its
-# fetch thread decodes the day frames, its writing thread drops them once written. With it a
-# step of the year's sync peaked at 375-405 MB (issue #8's line is 400), with the C library's
-# allocator at 355-356 MB, as fast (docs/benchmarks.md). Set here, before any step forks
-# from this module; ARROW_DEFAULT_MEMORY_POOL, where someone set it, still decides.
-if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+# fetch thread decodes the day frames, its writing thread drops them once written. The C
+# library's allocator gives that memory back, as fast, so a step's peak stays lower
+# (docs/benchmarks.md). Set at import, so the forkserver that preloads this module sets it
+# before any step forks; ARROW_DEFAULT_MEMORY_POOL, where someone set it, still decides.
+if not get_settings().arrow_default_memory_pool:
     pa.set_memory_pool(pa.system_memory_pool())
 
-CORE_ASSETS = [trade_cal, stock_basic, daily_bars, adj_factor, daily_basic, daily_hfq, daily_factors, *FINANCE_ASSETS]
-# Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml), each with its own sensor
-# (a switch per task): a bad file stops the load here.
-SCRIPT_TASKS = load_script_tasks(CORE_ASSETS)
 
-defs = dg.Definitions(
-    assets=[*CORE_ASSETS, *SCRIPT_TASKS.assets],
-    asset_checks=MARKET_CHECKS,
-    jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
-    schedules=[market_after_close_schedule, reference_data_schedule],
-    sensors=[market_gap_sensor, finance_disclosure_sensor, run_notification_sensor, derived_automation_sensor,
-             *SCRIPT_TASKS.sensors],
-    resources={
-        "tushare": tushare_resource_from_env(),
-        "warehouse": WarehouseResource(),
-        "finance": finance_settings_from_env(),
-        "pipes_subprocess_client": dg.PipesSubprocessClient(),
-    },
-    # Steps run in processes of their own, forked from a server that imported Dagster and
-    # this module once per run: a step starts in a fraction of a second instead of
-    # re-importing Dagster, pandas and the definitions (~3 s of CPU each). Four at a time
-    # (default: one per core), so the three market APIs are fetched side by side, each
-    # waiting on its own quota, even on a two-core host.
-    executor=dg.multiprocess_executor.configured({
-        "max_concurrent": 4,
-        "start_method": {"forkserver": {"preload_modules": STEP_PRELOAD_MODULES}},
-    }),
-)
+@dg.definitions
+def defs() -> dg.Definitions:
+    # The calendar and the stock list as they are now (the warehouse's, else the shipped ones):
+    # a reload of the code location picks up new trading days and listings.
+    trading_days = load_trading_days()
+    stock_code = load_stock_code_enum()
+    core_assets = [trade_cal, stock_basic, *build_market_assets(trading_days, market_run_config(stock_code)),
+                   *build_derived_assets(trading_days),
+                   *build_finance_assets(report_period_partitions(), stock_code)]
+    # Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml), each with its own sensor
+    # (a switch per task): a bad file stops the load here.
+    script_tasks = load_script_tasks(core_assets, trading_days)
+    return dg.Definitions(
+        assets=[*core_assets, *script_tasks.assets],
+        asset_checks=MARKET_CHECKS,
+        jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
+        schedules=list(build_schedules()),
+        sensors=[market_gap_sensor, build_finance_disclosure_sensor(), run_notification_sensor,
+                 build_derived_automation_sensor(), *script_tasks.sensors],
+        resources={
+            "tushare": tushare_resource_from_env(),
+            "warehouse": WarehouseResource(),
+            "finance": finance_settings_from_env(),
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        },
+        # Steps run in processes of their own, forked from a server that imported Dagster and
+        # this module once per run: a step starts without re-importing Dagster and pandas
+        # (seconds of CPU each, docs/benchmarks.md). Four at a time
+        # (default: one per core), so the three market APIs are fetched side by side, each
+        # waiting on its own quota, even on a two-core host.
+        executor=dg.multiprocess_executor.configured({
+            "max_concurrent": 4,
+            "start_method": {"forkserver": {"preload_modules": STEP_PRELOAD_MODULES}},
+        }),
+    )

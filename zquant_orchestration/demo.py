@@ -21,6 +21,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from zquant_orchestration.settings import export, get_settings
+
 MODULE = "zquant_orchestration.definitions"
 
 
@@ -31,9 +33,9 @@ def _previous_month(today: date) -> str:
 
 def _month_range(month: str) -> tuple[str, str]:
     """The first and last trading-day partition keys of a YYYY-MM month."""
-    from zquant_orchestration.defs.shared.partitions import trading_days
+    from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 
-    keys = [k for k in trading_days.get_partition_keys() if k.startswith(month + "-")]
+    keys = [k for k in trading_day_partitions().get_partition_keys() if k.startswith(month + "-")]
     if not keys:
         raise SystemExit(f"zquant-demo: no trading days in {month!r}; give --month as YYYY-MM within the calendar")
     return keys[0], keys[-1]
@@ -54,12 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-ui", action="store_true", help="land the data and stop, without `dagster dev`")
     args = parser.parse_args(argv)
 
-    if not os.environ.get("DAGSTER_HOME"):
+    if not get_settings().dagster_home:
         home = Path(".dagster_home").resolve()
         home.mkdir(exist_ok=True)
         if Path("dagster.yaml").exists() and not (home / "dagster.yaml").exists():
             shutil.copy("dagster.yaml", home / "dagster.yaml")
-        os.environ["DAGSTER_HOME"] = str(home)
+        export("DAGSTER_HOME", str(home))
     first, last = _month_range(args.month)
     _dagster("asset", "materialize", "-m", MODULE, "--select", "trade_cal,stock_basic")
     _dagster("asset", "materialize", "-m", MODULE, "--select", "daily_bars,adj_factor,daily_basic",

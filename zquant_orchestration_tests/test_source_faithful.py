@@ -107,8 +107,8 @@ def test_a_statement_history_longer_than_one_page_lands_every_row(tmp_path, data
     # A per-stock call from 2001 answers every version since (newest first): the reports of
     # 2001-2002 are on its second 100-row page. Periods from 2001 on, as ZQUANT_FINANCE_START
     # = 2001-09-30 makes them in a new process.
-    monkeypatch.setattr(finance_assets, "report_periods", build_report_period_partitions(date(2001, 9, 30)))
-    assets = [finance_assets.build_finance_asset(api) for api in FINANCE_TABLES]
+    periods = build_report_period_partitions(date(2001, 9, 30))
+    assets = [finance_assets.build_finance_asset(api, periods) for api in FINANCE_TABLES]
     server = local_server(row_limits=STATEMENT_LIMITS)
     url = sqlite_url(tmp_path)
     resources = finance_resources(server, url, universe=[LONG_HISTORY])

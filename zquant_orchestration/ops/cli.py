@@ -23,13 +23,13 @@ def _since(text: str) -> datetime:
 
 
 def run_stats_command(args: argparse.Namespace) -> int:
-    import os
-
     from dagster import DagsterInstance
+
+    from zquant_orchestration.settings import get_settings
 
     from .run_stats import format_table, run_stats
 
-    if not os.environ.get("DAGSTER_HOME"):
+    if not get_settings().dagster_home:
         print("zquant-ops run-stats: DAGSTER_HOME is not set: point it at the folder holding dagster.yaml",
               file=sys.stderr)
         return 2
@@ -43,12 +43,17 @@ def run_stats_command(args: argparse.Namespace) -> int:
 
 
 def health_command(args: argparse.Namespace) -> int:
-    from .health import CHECKS, check_instance
+    from zquant_orchestration.settings import SettingsError
+
+    from .health import CHECKS, Check, check_instance
 
     names = args.only or list(CHECKS)
     failed = None
     for name in names:
-        check = check_instance(require_daemon=not args.no_daemon) if name == "instance" else CHECKS[name]()
+        try:
+            check = check_instance(require_daemon=not args.no_daemon) if name == "instance" else CHECKS[name]()
+        except SettingsError as exc:  # a bad variable is a finding, named in one line
+            check = Check(name, False, str(exc))
         print(check.line(), flush=True)
         if not check.ok and failed is None:
             failed = check

@@ -7,12 +7,13 @@ host-wide quota as every run (so a health probe every minute cannot push a sync 
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from zquant_orchestration.settings import get_settings
 
 # A daemon writes a heartbeat every 30 s; two minutes of silence means it is not running.
 DAEMON_SILENCE_SECONDS = 120
@@ -29,7 +30,8 @@ class Check:
 
 
 def check_instance(require_daemon: bool = True) -> Check:
-    if not os.environ.get("DAGSTER_HOME"):
+    home = get_settings().dagster_home
+    if not home:
         return Check("instance", False, "DAGSTER_HOME is not set: point it at the folder holding dagster.yaml")
     from dagster import DagsterInstance
 
@@ -39,7 +41,7 @@ def check_instance(require_daemon: bool = True) -> Check:
         heartbeats = instance.get_daemon_heartbeats()
         required = instance.get_required_daemon_types()
     except Exception as exc:  # noqa: BLE001 - any failure to reach storage is the finding
-        return Check("instance", False, f"cannot read the run storage of {os.environ['DAGSTER_HOME']}: "
+        return Check("instance", False, f"cannot read the run storage of {home}: "
                                         f"{_first_line(exc)}")
     storage = type(instance.run_storage).__name__.replace("RunStorage", "").lower() or "run storage"
     detail = f"{storage} storage, {runs} runs"
@@ -83,7 +85,8 @@ def check_tushare() -> Check:
     from zquant_orchestration.defs.tushare.resources import TushareResource
     from zquant_orchestration.lib.tushare import TushareError
 
-    token = os.environ.get("TUSHARE_TOKEN")
+    secret = get_settings().tushare_token
+    token = secret.get_secret_value() if secret else None
     # Two tries and a short timeout: a probe reports, it does not ride out an outage.
     resource = TushareResource(token=token or None, max_attempts=2, timeout_seconds=10.0, backoff_seconds=0.5)
     today = date.today()

@@ -14,6 +14,7 @@ the run fails while any stock of its periods is missing, so a partition is only 
 materialized when complete.
 """
 
+import functools
 from collections.abc import Iterator
 from datetime import date
 
@@ -21,7 +22,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from zquant_orchestration.defs.shared.stock_codes import StockCode, codes
+from zquant_orchestration.defs.shared.stock_codes import codes, stock_code_enum
 from zquant_orchestration.defs.tushare.policy import STEP_RETRY, failing_fast_on_permanent_errors, tushare_pool
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
@@ -39,7 +40,7 @@ from zquant_orchestration.lib.warehouse.errors import DATABASE_ERRORS
 from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES, version_keys
 
 from . import failures
-from .partitions import report_periods
+from .partitions import report_period_partitions
 from .resources import FinanceSettings
 
 # Companies publish up to three years of pre-listing statements in their prospectus.
@@ -52,11 +53,17 @@ DESCRIPTIONS = {
 }
 
 
-class FinanceRunConfig(dg.Config):
-    # StockCode: Dagster refuses an unknown code at launch, naming the field.
-    stocks: list[StockCode] = Field(
-        default_factory=list,
-        description="Sync only these ts_codes (e.g. ['600519.SH']); empty: the configured universe.")
+@functools.cache
+def finance_run_config(stock_code: type) -> type[dg.Config]:
+    """The run config class of the statements over the ``StockCode`` enum: Dagster refuses an
+    unknown code at launch, naming the field."""
+
+    class FinanceRunConfig(dg.Config):
+        stocks: list[stock_code] = Field(
+            default_factory=list,
+            description="Sync only these ts_codes (e.g. ['600519.SH']); empty: the configured universe.")
+
+    return FinanceRunConfig
 
 
 # A bad token, a missing permission or a used-up daily cap fails every stock alike: the run
@@ -68,7 +75,13 @@ class BadReplyError(TushareUnavailableError):
     """A reply that cannot be right (another stock's rows, a period outside the request)."""
 
 
-def build_finance_asset(api: str) -> dg.AssetsDefinition:
+def build_finance_asset(api: str, report_periods: dg.PartitionsDefinition | None = None,
+                        stock_code: type | None = None) -> dg.AssetsDefinition:
+    """The statement asset of ``api``, over ``report_periods`` (default: from the settings) and
+    the ``stock_code`` enum (default: this process's stock list)."""
+    report_periods = report_periods or report_period_partitions()
+    run_config = finance_run_config(stock_code or stock_code_enum())
+
     @dg.asset(
         name=api,
         description=DESCRIPTIONS[api],
@@ -83,7 +96,7 @@ def build_finance_asset(api: str) -> dg.AssetsDefinition:
                          "Every stock of the run's periods landed; failed ones are listed with their error.")),
                      dg.AssetCheckSpec("no_duplicate_versions", asset=api)],
     )
-    def finance_asset(context: dg.AssetExecutionContext, config: FinanceRunConfig, tushare: TushareResource,
+    def finance_asset(context: dg.AssetExecutionContext, config: run_config, tushare: TushareResource,
                       warehouse: WarehouseResource, finance: FinanceSettings) -> Iterator:
         wh = warehouse.get()
         keys = context.partition_keys
@@ -278,5 +291,21 @@ def _runs_in_progress(instance: dg.DagsterInstance) -> list[str]:
     return [run.run_id for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))]
 
 
-income, balancesheet, cashflow, fina_indicator = (build_finance_asset(api) for api in FINANCE_TABLES)
-FINANCE_ASSETS = (income, balancesheet, cashflow, fina_indicator)
+def build_finance_assets(report_periods: dg.PartitionsDefinition, stock_code: type) -> tuple[dg.AssetsDefinition, ...]:
+    """income, balancesheet, cashflow, fina_indicator (the definitions build them)."""
+    return tuple(build_finance_asset(api, report_periods, stock_code) for api in FINANCE_TABLES)
+
+
+@functools.cache
+def _process_finance_assets() -> tuple[dg.AssetsDefinition, ...]:
+    return build_finance_assets(report_period_partitions(), stock_code_enum())
+
+
+def __getattr__(name: str):
+    # The statement assets as attributes, for tests and tools that import them: built at the
+    # first ask over this process's report periods and stock list.
+    if name == "FINANCE_ASSETS":
+        return _process_finance_assets()
+    if name in FINANCE_TABLES:
+        return _process_finance_assets()[list(FINANCE_TABLES).index(name)]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,9 +2,10 @@
 
 import dagster as dg
 
-from .assets import FINANCE_ASSETS
+from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES
 
 finance_job = dg.define_asset_job(
-    "finance_job", selection=list(FINANCE_ASSETS),
+    # By key: the statement assets are built with the definitions.
+    "finance_job", selection=list(FINANCE_TABLES),
     description="Income, balance sheet, cash flow and indicators for a report period or a range of them.",
 )

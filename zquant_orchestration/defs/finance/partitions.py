@@ -13,22 +13,21 @@ on or after it.
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 import dagster as dg
 
 from zquant_orchestration.lib.report_periods import period_key, quarter_end_on_or_after
-
-DEFAULT_START = "2010-01-01"
+from zquant_orchestration.settings import get_settings, parse_day
 
 
 def first_period(start: str | None = None) -> date:
-    raw = start or os.environ.get("ZQUANT_FINANCE_START") or DEFAULT_START
+    if not start:
+        return quarter_end_on_or_after(get_settings().finance_start)
     try:
-        day = date.fromisoformat(raw.strip()) if "-" in raw else date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+        day = parse_day(start)
     except ValueError:
-        raise ValueError(f"ZQUANT_FINANCE_START must be a date like 2010-01-01, got {raw!r}") from None
+        raise ValueError(f"ZQUANT_FINANCE_START must be a date like 2010-01-01, got {start!r}") from None
     return quarter_end_on_or_after(day)
 
 
@@ -42,4 +41,13 @@ def build_report_period_partitions(start: date) -> dg.TimeWindowPartitionsDefini
     )
 
 
-report_periods = build_report_period_partitions(first_period())
+def report_period_partitions() -> dg.TimeWindowPartitionsDefinition:
+    """The report periods from ``ZQUANT_FINANCE_START`` as the settings hold it now."""
+    return build_report_period_partitions(first_period())
+
+
+def __getattr__(name: str):
+    # ``report_periods`` as an attribute, for tests and tools that import it.
+    if name == "report_periods":
+        return report_period_partitions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 from pydantic import Field
+
+from zquant_orchestration.settings import get_settings
 
 MODES = ("per_stock", "vip")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -38,11 +39,6 @@ class FinanceSettings(dg.ConfigurableResource):
 
 
 def finance_settings_from_env() -> FinanceSettings:
-    mode = os.environ.get("ZQUANT_FINANCE_MODE", "per_stock").strip() or "per_stock"
-    if mode not in MODES:
-        raise ValueError(f"ZQUANT_FINANCE_MODE must be one of {', '.join(MODES)}, got {mode!r}")
-    raw_attempts = os.environ.get("ZQUANT_FINANCE_MAX_ATTEMPTS", "3")
-    if not raw_attempts.strip().isdigit() or int(raw_attempts) < 1:
-        raise ValueError(f"ZQUANT_FINANCE_MAX_ATTEMPTS must be a whole number above 0, got {raw_attempts!r}")
-    universe = [c.strip().upper() for c in os.environ.get("ZQUANT_FINANCE_UNIVERSE", "").split(",") if c.strip()]
-    return FinanceSettings(mode=mode, universe=universe, max_stock_attempts=int(raw_attempts))
+    settings = get_settings()
+    return FinanceSettings(mode=settings.finance_mode, universe=settings.finance_stocks,
+                           max_stock_attempts=settings.finance_max_attempts)

@@ -16,40 +16,47 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 
-from zquant_orchestration.defs.shared.stock_codes import StockCode
+from zquant_orchestration.defs.shared.stock_codes import stock_code_enum
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.report_periods import deadline, open_periods, parse_period, period_key, shift_periods
 from zquant_orchestration.lib.run_tags import IN_PROGRESS, RANGE_END, RANGE_START
 from zquant_orchestration.lib.warehouse import Warehouse
 from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES
+from zquant_orchestration.settings import get_settings
 
 from . import failures
-from .assets import FINANCE_ASSETS
 from .jobs import finance_job
-from .partitions import report_periods
+from .partitions import report_period_partitions
 from .resources import FinanceSettings
 
-FINANCE_KEYS = {a.key for a in FINANCE_ASSETS}
-NAMEABLE = set(StockCode.__members__)
+FINANCE_KEYS = {dg.AssetKey(api) for api in FINANCE_TABLES}
 
 
-# On by default where a Tushare token is set (production: the warehouse stays complete with
-# nobody watching); off on the embedded server, where a first tick would queue per-stock
-# syncs of every open period for a demo that did not ask for them.
-DEFAULT_STATUS = dg.DefaultSensorStatus.RUNNING if os.environ.get("TUSHARE_TOKEN") else dg.DefaultSensorStatus.STOPPED
+def build_finance_disclosure_sensor() -> dg.SensorDefinition:
+    # On by default where a Tushare token is set (production: the warehouse stays complete with
+    # nobody watching); off on the embedded server, where a first tick would queue per-stock
+    # syncs of every open period for a demo that did not ask for them.
+    default = dg.DefaultSensorStatus.RUNNING if get_settings().has_token else dg.DefaultSensorStatus.STOPPED
+    return dg.sensor(name="finance_disclosure_sensor", job=finance_job, minimum_interval_seconds=1800,
+                     default_status=default, description="Syncs newly disclosed and overdue reports of open "
+                                                         "periods and retries failed stocks.")(finance_disclosure)
 
 
-@dg.sensor(job=finance_job, minimum_interval_seconds=1800, default_status=DEFAULT_STATUS,
-           description="Syncs newly disclosed and overdue reports of open periods and retries failed stocks.")
-def finance_disclosure_sensor(context: dg.SensorEvaluationContext, tushare: TushareResource,
-                              warehouse: WarehouseResource, finance: FinanceSettings):
+def __getattr__(name: str):
+    # The sensor as an attribute, for tests and tools that import it.
+    if name == "finance_disclosure_sensor":
+        return build_finance_disclosure_sensor()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def finance_disclosure(context: dg.SensorEvaluationContext, tushare: TushareResource,
+                       warehouse: WarehouseResource, finance: FinanceSettings):
     busy = [r.run_id for r in context.instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))
             if r.job_name == finance_job.name or FINANCE_KEYS & set(r.asset_selection or ())]
     if busy:
@@ -70,7 +77,8 @@ def _open_period_requests(log, tushare: TushareResource, wh: Warehouse, finance:
     nothing back: each period's attempts are its own. Run config names
     stocks by ``StockCode``, fixed when the code location loaded: a stock listed since waits
     (with a warning each tick) for the next reload, or Dagster would refuse the whole run."""
-    known_keys = set(report_periods.get_partition_keys())
+    known_keys = set(report_period_partitions().get_partition_keys())
+    nameable = set(stock_code_enum().__members__)
     stocks = wh.read("stock_basic")
     if finance.universe:
         stocks = stocks[stocks.ts_code.isin(finance.universe)]
@@ -91,11 +99,11 @@ def _open_period_requests(log, tushare: TushareResource, wh: Warehouse, finance:
             todo = wanted - wh.stocks_with_rows(api, "end_date", period) - set(records[api].get(key, {}))
             if todo:
                 work[api] = sorted(todo)
-        unnamed = sorted({code for todo in work.values() for code in todo} - NAMEABLE)
+        unnamed = sorted({code for todo in work.values() for code in todo} - nameable)
         if unnamed:
             log.warning(f"{key}: {len(unnamed)} stocks listed since the code location loaded wait for its reload "
                         f"(UI: Deployment, Reload): {', '.join(unnamed[:10])}")
-            work = {api: [c for c in todo if c in NAMEABLE] for api, todo in work.items()}
+            work = {api: [c for c in todo if c in nameable] for api, todo in work.items()}
             work = {api: todo for api, todo in work.items() if todo}
         if work:
             first = max(shift_periods(period, -finance.restatement_lookback_quarters), parse_period(min(known_keys)))

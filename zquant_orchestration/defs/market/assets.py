@@ -6,21 +6,25 @@ materializes its partitions only when every day of it has landed, so Dagster nev
 partition as materialized without its rows. A re-run skips the days already landed (whole,
 by the above) unless its config says ``force_refresh``; a run with ``stocks`` refetches only
 those stocks over days already landed (config.py).
+
+Assets are built by ``build_market_assets`` over the trading days and the run config the
+definitions are built with (their calendar and stock list are read then, not at import).
 """
 
+import functools
 import time
 from datetime import date, timedelta
 
 import dagster as dg
 
-from zquant_orchestration.defs.shared.partitions import trading_days
-from zquant_orchestration.defs.shared.stock_codes import codes
+from zquant_orchestration.defs.shared.partitions import trading_day_partitions
+from zquant_orchestration.defs.shared.stock_codes import codes, stock_code_enum
 from zquant_orchestration.defs.tushare.policy import STEP_RETRY, tushare_pool
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 
 from .checks import CHECK_NAMES, step_checks
-from .config import MarketRunConfig
+from .config import market_run_config
 from .landing import MarketTable, land_days, refresh_stocks
 from .reference_assets import trade_cal
 
@@ -37,7 +41,8 @@ DAILY_BARS_FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="30 19 * * 1-5", lower_bound_delta=timedelta(hours=1), timezone="Asia/Shanghai")
 
 
-def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
+def build_market_asset(table: MarketTable, trading_days: dg.PartitionsDefinition,
+                       run_config: type[dg.Config]) -> dg.AssetsDefinition:
     @dg.asset(
         name=table.asset_name,
         description=table.description,
@@ -56,7 +61,7 @@ def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
         freshness_policy=DAILY_BARS_FRESHNESS if table.asset_name == "daily_bars" else None,
         check_specs=[dg.AssetCheckSpec(name, asset=table.asset_name) for name in CHECK_NAMES[table.asset_name]],
     )
-    def market_asset(context: dg.AssetExecutionContext, config: MarketRunConfig, tushare: TushareResource,
+    def market_asset(context: dg.AssetExecutionContext, config: run_config, tushare: TushareResource,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
         started = time.perf_counter()
         wh = warehouse.get()
@@ -84,4 +89,21 @@ def build_market_asset(table: MarketTable) -> dg.AssetsDefinition:
     return market_asset
 
 
-daily_bars, adj_factor, daily_basic = (build_market_asset(t) for t in MARKET_TABLES)
+def build_market_assets(trading_days: dg.PartitionsDefinition,
+                        run_config: type[dg.Config]) -> tuple[dg.AssetsDefinition, ...]:
+    """daily_bars, adj_factor, daily_basic over the given trading days."""
+    return tuple(build_market_asset(t, trading_days, run_config) for t in MARKET_TABLES)
+
+
+@functools.cache
+def _process_market_assets() -> dict[str, dg.AssetsDefinition]:
+    assets = build_market_assets(trading_day_partitions(), market_run_config(stock_code_enum()))
+    return {t.asset_name: a for t, a in zip(MARKET_TABLES, assets, strict=True)}
+
+
+def __getattr__(name: str):
+    # daily_bars, adj_factor, daily_basic as attributes, for tests and tools that import them:
+    # built at the first ask over this process's trading days.
+    if name in {t.asset_name for t in MARKET_TABLES}:
+        return _process_market_assets()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from zquant_orchestration.defs.shared.partitions import trading_days
+from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib.run_tags import run_day_range
 from zquant_orchestration.lib.warehouse import quality
@@ -64,4 +64,4 @@ MARKET_CHECKS = [adj_factor_covers_daily_bars, daily_bars_match_listed_universe]
 
 
 def _run_days(context: dg.AssetCheckExecutionContext) -> tuple[date, date]:
-    return run_day_range(context.run.tags, trading_days.get_last_partition_key)
+    return run_day_range(context.run.tags, lambda: trading_day_partitions().get_last_partition_key())

@@ -1,13 +1,13 @@
 """Jobs over the market assets, for the CLI (`dagster job backfill`), the UI, the schedules and
-the gap sensor. ``daily_hfq`` is the derived package's asset, named by key."""
+the gap sensor. The trading-day assets are named by key: they are built with the definitions
+(their calendar is read then), and ``daily_hfq`` is the derived package's."""
 
 import dagster as dg
 
-from .assets import adj_factor, daily_bars, daily_basic
 from .checks import MARKET_CHECKS
 from .reference_assets import stock_basic, trade_cal
 
-DAILY_HFQ = dg.AssetKey("daily_hfq")
+TRADING_DAY_KEYS = ("daily_bars", "adj_factor", "daily_basic", "daily_hfq")
 
 reference_data_job = dg.define_asset_job(
     "reference_data_job", selection=[trade_cal, stock_basic],
@@ -15,13 +15,13 @@ reference_data_job = dg.define_asset_job(
 )
 
 market_data_job = dg.define_asset_job(
-    "market_data_job", selection=dg.AssetSelection.assets(daily_bars, adj_factor, daily_basic, DAILY_HFQ),
+    "market_data_job", selection=dg.AssetSelection.assets(*TRADING_DAY_KEYS),
     description="Daily bars, adjustment factors, valuation and adjusted bars for a trading day or a range.",
 )
 
 daily_market_job = dg.define_asset_job(
     "daily_market_job",
-    selection=dg.AssetSelection.assets(stock_basic, daily_bars, adj_factor, daily_basic, DAILY_HFQ)
+    selection=dg.AssetSelection.assets(stock_basic, *TRADING_DAY_KEYS)
     | dg.AssetSelection.checks(*MARKET_CHECKS),
     description="The stock list and, beside it, one trading day of bars, factors and valuation (the evening schedule).",
     # One day is a handful of calls and a second of writes: the steps run one after another

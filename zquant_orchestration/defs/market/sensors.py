@@ -11,23 +11,16 @@ says so in its tick log).
 from __future__ import annotations
 
 import json
-import os
 from datetime import date, datetime
 
 import dagster as dg
 
-from zquant_orchestration.defs.shared.partitions import SHANGHAI, pinned_today, trading_days
+from zquant_orchestration.defs.shared.partitions import SHANGHAI, pinned_today, trading_day_partitions
 from zquant_orchestration.lib.run_tags import IN_PROGRESS, PARTITION, RANGE_END, RANGE_START
+from zquant_orchestration.settings import get_settings
 
 from .assets import MARKET_TABLES
 from .jobs import market_data_job
-
-
-def _positive_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise ValueError(f"{name} must be a whole number above 0, got {raw!r}")
-    return int(raw)
 
 
 def gap_ranges(days: list[str], status: dict[str, set], busy: set[str], attempts: dict[str, int],
@@ -66,9 +59,10 @@ def busy_days(instance: dg.DagsterInstance, days: list[str]) -> set[str]:
 @dg.sensor(job=market_data_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests missing or failed trading days of the recent past as range runs.")
 def market_gap_sensor(context: dg.SensorEvaluationContext):
-    lookback = _positive_int("ZQUANT_GAP_LOOKBACK_DAYS", 30)
-    max_attempts = _positive_int("ZQUANT_GAP_MAX_ATTEMPTS", 3)
+    settings = get_settings()
+    lookback, max_attempts = settings.gap_lookback_days, settings.gap_max_attempts
     today = _today(context)
+    trading_days = trading_day_partitions()
     days = [d for d in trading_days.get_partition_keys() if d < today.isoformat()][-lookback:]
     status: dict[str, set] = {day: set() for day in days}
     for table in MARKET_TABLES:

@@ -11,7 +11,6 @@ first runs with their errors. Delivery is retried and logged; it never fails the
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from zquant_orchestration.lib.webhook import post_json
+from zquant_orchestration.settings import get_settings
 
 DIGEST_SAMPLE = 10
 # Run storage may keep update times to the second: every tick re-reads this much before its
@@ -27,13 +27,9 @@ OVERLAP_SECONDS = 5.0
 
 
 def _settings() -> tuple[str | None, bool, int, str]:
-    raw_max = os.environ.get("ZQUANT_WEBHOOK_MAX_MESSAGES", "5")
-    if not raw_max.strip().isdigit() or int(raw_max) < 1:
-        raise ValueError(f"ZQUANT_WEBHOOK_MAX_MESSAGES must be a whole number above 0, got {raw_max!r}")
-    return (os.environ.get("ZQUANT_WEBHOOK_URL") or None,
-            os.environ.get("ZQUANT_WEBHOOK_ON_SUCCESS", "").lower() in ("1", "true", "yes"),
-            int(raw_max),
-            os.environ.get("ZQUANT_UI_URL", "http://127.0.0.1:3000").rstrip("/"))
+    settings = get_settings()
+    url = settings.webhook_url.get_secret_value() if settings.webhook_url else None
+    return url, settings.notify_on_success, settings.webhook_max_messages, settings.ui_base_url
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,

@@ -15,15 +15,16 @@ never a secret of the deployment.
 """
 
 
-import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import dagster as dg
 
-from zquant_orchestration.defs.shared.partitions import trading_days
+from zquant_orchestration.defs.shared.partitions import trading_day_partitions
+from zquant_orchestration.defs.shared.stock_codes import stock_code_enum
 from zquant_orchestration.lib.warehouse import default_url
+from zquant_orchestration.settings import get_settings, is_set
 
 from . import launch
 from .automation import build_task_sensors, sensor_name
@@ -31,7 +32,6 @@ from .params import config_schema, script_values
 from .run import run_script
 from .spec import TaskSpec, duration_text, load_task_file
 
-TASKS_FILE_ENV = "ZQUANT_TASKS_FILE"
 LAUNCHER = Path(launch.__file__)
 
 # The latest day as soon as its deps land (eager), and any older partition whose upstream
@@ -46,8 +46,9 @@ RERUN_WHEN_UPSTREAM_CHANGES = dg.AutomationCondition.eager() | (
 
 def tasks_file() -> Path | None:
     """``$ZQUANT_TASKS_FILE``, else ``./tasks.yaml`` when there is one, else no tasks."""
-    if os.environ.get(TASKS_FILE_ENV):
-        return Path(os.environ[TASKS_FILE_ENV])
+    configured = get_settings().tasks_file
+    if configured is not None:
+        return configured
     return Path("tasks.yaml") if Path("tasks.yaml").is_file() else None
 
 
@@ -59,17 +60,22 @@ def script_env() -> dict[str, str]:
 def launched(spec: TaskSpec) -> list[str]:
     """The task's command behind the launcher that strips the environment (-I: the
     launcher itself ignores PYTHON* variables and the user's site-packages)."""
-    return [sys.executable, "-I", str(LAUNCHER), ",".join(spec.env), "--", *spec.command]
+    return [sys.executable, "-I", str(LAUNCHER), "--", *spec.command]
 
 
-def build_task_assets(specs: list[TaskSpec], upstream: dict[str, dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+def build_task_assets(specs: list[TaskSpec], upstream: dict[str, dg.AssetsDefinition],
+                      trading_days: dg.PartitionsDefinition | None = None) -> list[dg.AssetsDefinition]:
+    """The tasks' assets; a task is partitioned by ``trading_days`` (default: this process's)
+    when any of its deps is."""
+    trading_days = trading_days or trading_day_partitions()
     built: dict[str, dg.AssetsDefinition] = {}
     for spec in specs:  # dependency order: a task's upstream tasks are built first
-        built[spec.name] = _task_asset(spec, {**upstream, **built})
+        built[spec.name] = _task_asset(spec, {**upstream, **built}, trading_days)
     return list(built.values())
 
 
-def _task_asset(spec: TaskSpec, known: dict[str, dg.AssetsDefinition]) -> dg.AssetsDefinition:
+def _task_asset(spec: TaskSpec, known: dict[str, dg.AssetsDefinition],
+                trading_days: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     partitions = {name: known[name].partitions_def for name in spec.deps}
     by_day = any(p == trading_days for p in partitions.values())
     deps = [dg.AssetDep(name, partition_mapping=None if p is None or p == trading_days else dg.AllPartitionMapping())
@@ -84,7 +90,7 @@ def _task_asset(spec: TaskSpec, known: dict[str, dg.AssetsDefinition]) -> dg.Ass
               partitions_def=trading_days if by_day else None, retry_policy=retry, automation_condition=condition,
               config_schema=config_schema(spec.params), metadata=_metadata(spec))
     def task(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-        unset = [name for name in spec.env if name not in os.environ]
+        unset = [name for name in spec.env if not is_set(name)]
         if unset:
             context.log.warning(f"task '{spec.name}': env: {', '.join(unset)} not set in the code location's "
                                 "environment; the script runs without")
@@ -111,14 +117,13 @@ class ScriptTasks(NamedTuple):
     sensors: list[dg.SensorDefinition]
 
 
-def load_script_tasks(upstream: list[dg.AssetsDefinition]) -> ScriptTasks:
+def load_script_tasks(upstream: list[dg.AssetsDefinition],
+                      trading_days: dg.PartitionsDefinition | None = None) -> ScriptTasks:
     """The task file's assets and their sensors; a bad file raises TaskFileError and stops the load."""
     path = tasks_file()
     if path is None:
         return ScriptTasks([], [])
-    from zquant_orchestration.defs.shared.stock_codes import StockCode  # the stock list, read when the location loads
-
     by_name = {key.to_user_string(): a for a in upstream for key in a.keys}
-    specs = load_task_file(path, set(by_name), known_codes={code.value for code in StockCode})
-    assets = build_task_assets(specs, by_name)
+    specs = load_task_file(path, set(by_name), known_codes={code.value for code in stock_code_enum()})
+    assets = build_task_assets(specs, by_name, trading_days)
     return ScriptTasks(assets, build_task_sensors(specs, {a.key.to_user_string(): a for a in assets}))

@@ -1,12 +1,13 @@
 """Starts a script task's command with an allow-list environment.
 
-Dagster's ``PipesSubprocessClient`` gives its subprocess the step's whole environment:
-``DAGSTER_PG_PASSWORD``, the webhook URL, the Tushare token, anything the unit file sets.
-A task's command therefore starts through this launcher, which keeps only the variables
-below and those the task names in ``env:``, then replaces itself with the command (the
-same process, so Dagster's signals reach the script)::
+A subprocess inherits its parent's whole environment: ``DAGSTER_PG_PASSWORD``, the webhook
+URL, the Tushare token, anything the unit file sets. The step (run.py) therefore starts a
+task's command through this launcher with ``allowed_env``: only the variables below and
+those the task names in ``env:``. The launcher replaces itself with the command (the same
+process, so Dagster's signals reach the script), and a command that cannot start is one
+line in the run's log::
 
-    python -I launch.py NAME,NAME -- program args...
+    python -I launch.py -- program args...
 
 It imports nothing of the project: it runs before the script, on every task run.
 """
@@ -33,12 +34,11 @@ def allowed_env(environ: Mapping[str, str], named: Iterable[str]) -> dict[str, s
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 3 or argv[1] != "--":
-        sys.exit("usage: launch.py NAME,NAME -- program args...")
-    names, command = [n for n in argv[0].split(",") if n], argv[2:]
-    env = allowed_env(os.environ, names)
+    if len(argv) < 2 or argv[0] != "--":
+        sys.exit("usage: launch.py -- program args...")
+    command = argv[1:]
     try:
-        os.execvpe(command[0], command, env)
+        os.execvp(command[0], command)
     except OSError as exc:
         print(f"script task: cannot start {command[0]!r}: {exc.strerror}", file=sys.stderr)
         sys.exit(127)

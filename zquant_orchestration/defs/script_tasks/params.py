@@ -25,6 +25,8 @@ from functools import partial
 
 import dagster as dg
 
+from zquant_orchestration.defs.shared.stock_codes import stock_code_enum
+
 TYPES = ("int", "float", "str", "bool", "date", "ts_codes")
 PARAM_FIELDS = {"type", "default", "description"}
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -107,10 +109,9 @@ def config_schema(params: tuple[ParamSpec, ...]) -> dict | None:
     """The asset's run config: one field per param, each with its default."""
     if not params:
         return None
-    from zquant_orchestration.defs.shared.stock_codes import StockCode  # the stock list, read when the location loads
-
     types = {"int": dg.Int, "float": dg.Float, "str": dg.String, "bool": dg.Bool, "date": dg.String,
-             "ts_codes": [dg.Enum.from_python_enum_direct_values(StockCode)]}
+             # The stock list as the definitions were built with it.
+             "ts_codes": [dg.Enum.from_python_enum_direct_values(stock_code_enum())]}
     return {p.name: dg.Field(types[p.type], default_value=list(p.default) if p.type == "ts_codes" else p.default,
                              description=p.description or _describe(p))
             for p in params}

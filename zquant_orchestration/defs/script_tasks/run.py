@@ -19,6 +19,9 @@ from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
+from zquant_orchestration.settings import process_environment
+
+from .launch import allowed_env
 from .spec import TaskSpec, duration_text
 
 
@@ -30,8 +33,9 @@ def run_script(client: dg.PipesSubprocessClient, context: dg.AssetExecutionConte
         if deadline is not None and time.time() >= deadline:
             raise _timed_out(spec, "before this attempt started")
         # A session of its own: at the deadline the script's children stop with it.
-        process = subprocess.Popen(list(command), cwd=str(spec.cwd),
-                                   env={**os.environ, **client.env, **env, **session.get_bootstrap_env_vars()},
+        # Only the allow-list reaches the script (launch.py), the task's own env: names included.
+        environment = {**process_environment(), **client.env, **env, **session.get_bootstrap_env_vars()}
+        process = subprocess.Popen(list(command), cwd=str(spec.cwd), env=allowed_env(environment, spec.env),
                                    start_new_session=True)
         try:
             try:

@@ -4,11 +4,15 @@ A weekday cron with the calendar's weekday holidays excluded gives exactly the o
 days (the SSE has never opened on a weekend). Partitions end where the known calendar
 ends, so no day is invented; ``end_offset=1`` makes today's partition exist on a trading
 day, for the evening schedule.
+
+The calendar is read when the definitions are built (``load_trading_days``), not at import:
+importing a module opens no warehouse. ``trading_day_partitions()`` is what the definitions
+were built with; sensors and schedules ask it when they run.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +20,7 @@ import dagster as dg
 
 from zquant_orchestration.lib.trading_calendar import TradingCalendar, load_calendar
 from zquant_orchestration.lib.warehouse import default_url
+from zquant_orchestration.settings import get_settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -23,8 +28,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def pinned_today() -> date | None:
     """``ZQUANT_TODAY`` (YYYY-MM-DD): the day the market schedule and the gap sensor take for
     today, instead of the clock's, for replays and tests; None when not set."""
-    pinned = os.environ.get("ZQUANT_TODAY")
-    return date.fromisoformat(pinned) if pinned else None
+    return get_settings().today
 
 
 def build_trading_day_partitions(calendar: TradingCalendar) -> dg.TimeWindowPartitionsDefinition:
@@ -45,5 +49,21 @@ def build_trading_day_partitions(calendar: TradingCalendar) -> dg.TimeWindowPart
     )
 
 
-trading_calendar = load_calendar(default_url())
-trading_days = build_trading_day_partitions(trading_calendar)
+@functools.cache
+def trading_day_partitions() -> dg.TimeWindowPartitionsDefinition:
+    """The trading-day partitions of this process: the calendar (the warehouse's, else the
+    shipped one) is read at the first call and kept."""
+    return build_trading_day_partitions(load_calendar(default_url()))
+
+
+def load_trading_days() -> dg.TimeWindowPartitionsDefinition:
+    """The calendar read again, for a new build of the definitions."""
+    trading_day_partitions.cache_clear()
+    return trading_day_partitions()
+
+
+def __getattr__(name: str):
+    # ``trading_days``: the partitions as an attribute, for tests and tools that import it.
+    if name == "trading_days":
+        return trading_day_partitions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

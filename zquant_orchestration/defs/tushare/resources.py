@@ -16,7 +16,6 @@ so everything works offline with nothing set up.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import dagster as dg
@@ -25,6 +24,7 @@ from pydantic import Field, PrivateAttr
 
 from zquant_orchestration.lib.tushare import CallStats, RetryPolicy, TushareClient, summarize
 from zquant_orchestration.lib.tushare.protocol import TUSHARE_HTTP_URL
+from zquant_orchestration.settings import get_settings
 
 DEFAULT_CALLS_PER_MINUTE = 200
 
@@ -66,7 +66,7 @@ class TushareResource(dg.ConfigurableResource):
         if self._client is not None:
             return self._client
         logger = logger or log
-        http_url = self.http_url or os.environ.get("TUSHARE_HTTP_URL")
+        http_url = self.http_url or get_settings().tushare_http_url
         token = self.token
         if not token and not http_url:
             from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN, LocalTushareServer
@@ -96,26 +96,12 @@ class TushareResource(dg.ConfigurableResource):
     def _calls_per_minute(self) -> int:
         if self.calls_per_minute:
             return self.calls_per_minute
-        raw = os.environ.get("TUSHARE_CALLS_PER_MINUTE", str(DEFAULT_CALLS_PER_MINUTE))
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ValueError(f"TUSHARE_CALLS_PER_MINUTE must be a whole number above 0, got {raw!r}")
-        return value
+        return get_settings().tushare_calls_per_minute
 
     def _rate_window_seconds(self) -> float:
         if self.rate_window_seconds:
             return self.rate_window_seconds
-        raw = os.environ.get("TUSHARE_RATE_WINDOW_SECONDS", "60")
-        try:
-            value = float(raw)
-        except ValueError:
-            value = 0.0
-        if value <= 0:
-            raise ValueError(f"TUSHARE_RATE_WINDOW_SECONDS must be a number of seconds above 0, got {raw!r}")
-        return value
+        return get_settings().tushare_rate_window_seconds
 
     # --- what assets call -------------------------------------------------------------------
 
@@ -151,4 +137,4 @@ class TushareResource(dg.ConfigurableResource):
 
 def tushare_resource_from_env() -> TushareResource:
     """The resource as the code location configures it: the token only through EnvVar."""
-    return TushareResource(token=dg.EnvVar("TUSHARE_TOKEN") if os.environ.get("TUSHARE_TOKEN") else None)
+    return TushareResource(token=dg.EnvVar("TUSHARE_TOKEN") if get_settings().has_token else None)

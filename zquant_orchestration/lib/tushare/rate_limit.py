@@ -34,7 +34,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-QUOTA_DIR_ENV = "ZQUANT_QUOTA_DIR"
+from zquant_orchestration.settings import get_settings
+
 IN_FLIGHT, ANSWERED = 0, 1
 # A call still "in flight" this many windows after it was sent belongs to a killed process.
 STALE_WINDOWS = 10
@@ -46,10 +47,11 @@ log = logging.getLogger(__name__)
 def default_quota_dir() -> Path:
     """``$ZQUANT_QUOTA_DIR``, else ``$DAGSTER_HOME/tushare_quota``, else a per-user temp dir:
     every process of one deployment on this host must agree on it."""
-    if os.environ.get(QUOTA_DIR_ENV):
-        return Path(os.environ[QUOTA_DIR_ENV])
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"]) / "tushare_quota"
+    settings = get_settings()
+    if settings.quota_dir is not None:
+        return settings.quota_dir
+    if settings.dagster_home:
+        return Path(settings.dagster_home) / "tushare_quota"
     return Path(tempfile.gettempdir()) / f"zquant-tushare-quota-{os.getuid()}"
 
 

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-DEFAULT_DATA_DIR = ".zquant"
+from zquant_orchestration.settings import get_settings
 
 
 def default_url() -> str:
     """$ZQUANT_WAREHOUSE_URL, else a SQLite file at $ZQUANT_DATA_DIR/warehouse.sqlite (default ./.zquant)."""
-    url = os.environ.get("ZQUANT_WAREHOUSE_URL")
-    if url:
-        return url
-    folder = Path(os.environ.get("ZQUANT_DATA_DIR", DEFAULT_DATA_DIR)).resolve()
-    return f"sqlite:///{folder / 'warehouse.sqlite'}"
+    return get_settings().default_warehouse_url()
 
 
 def normalize_url(url: str) -> str:

@@ -1,0 +1,184 @@
+"""Every setting the code location takes from its environment, read and checked in one place.
+
+``get_settings()`` reads the environment each time it is called, so a sensor tick, a run
+and a test that sets a variable all see the environment as it is then; nothing is read at
+import. A bad value is one line naming the variable and what it accepts (``SettingsError``).
+The README's "Configuration" table lists the same variables (a test keeps them equal).
+
+Modules that start other programs take the environment they hand on from
+``process_environment()``, and ``export()`` sets a variable for the programs started after
+it, so this module stays the only reader of ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = ".zquant"
+DEFAULT_FINANCE_START = "2010-01-01"
+
+WHOLE_ABOVE_0 = "a whole number above 0"
+# What each checked variable accepts, as its error says it.
+ACCEPTS = {
+    "TUSHARE_CALLS_PER_MINUTE": WHOLE_ABOVE_0,
+    "TUSHARE_RATE_WINDOW_SECONDS": "a number of seconds above 0",
+    "ZQUANT_FINANCE_MODE": "one of per_stock, vip",
+    "ZQUANT_FINANCE_START": "a date like 2010-01-01",
+    "ZQUANT_FINANCE_MAX_ATTEMPTS": WHOLE_ABOVE_0,
+    "ZQUANT_AUTOMATION_INTERVAL_SECONDS": "a whole number of seconds above 0",
+    "ZQUANT_GAP_LOOKBACK_DAYS": WHOLE_ABOVE_0,
+    "ZQUANT_GAP_MAX_ATTEMPTS": WHOLE_ABOVE_0,
+    "ZQUANT_TODAY": "a date like 2024-01-31 (YYYY-MM-DD)",
+    "ZQUANT_WEBHOOK_MAX_MESSAGES": WHOLE_ABOVE_0,
+    "DAGSTER_PG_PORT": "a port number (1 to 65535)",
+}
+# Values never repeated in an error: they may be secrets.
+SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "DAGSTER_PG_PASSWORD"})
+
+
+class SettingsError(ValueError):
+    """A variable's value is not one it accepts (one line)."""
+
+
+def _unset_if_blank(value):
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class Settings(BaseSettings):
+    """The variables, named as they are set (``validation_alias``); field descriptions are the
+    README's "meaning" column."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=False)
+
+    tushare_token: SecretStr | None = Field(None, validation_alias="TUSHARE_TOKEN")
+    tushare_http_url: str | None = Field(None, validation_alias="TUSHARE_HTTP_URL")
+    tushare_calls_per_minute: int = Field(200, ge=1, validation_alias="TUSHARE_CALLS_PER_MINUTE")
+    tushare_rate_window_seconds: float = Field(60.0, gt=0, validation_alias="TUSHARE_RATE_WINDOW_SECONDS")
+    tasks_file: Path | None = Field(None, validation_alias="ZQUANT_TASKS_FILE")
+    quota_dir: Path | None = Field(None, validation_alias="ZQUANT_QUOTA_DIR")
+    warehouse_url: SecretStr | None = Field(None, validation_alias="ZQUANT_WAREHOUSE_URL")
+    data_dir: str = Field(DEFAULT_DATA_DIR, validation_alias="ZQUANT_DATA_DIR")
+    finance_mode: Literal["per_stock", "vip"] = Field("per_stock", validation_alias="ZQUANT_FINANCE_MODE")
+    finance_start: date = Field(date.fromisoformat(DEFAULT_FINANCE_START), validation_alias="ZQUANT_FINANCE_START")
+    finance_universe: str = Field("", validation_alias="ZQUANT_FINANCE_UNIVERSE")
+    finance_max_attempts: int = Field(3, ge=1, validation_alias="ZQUANT_FINANCE_MAX_ATTEMPTS")
+    market_cron: str = Field("30 18 * * 1-5", validation_alias="ZQUANT_MARKET_CRON")
+    reference_cron: str = Field("0 8 * * *", validation_alias="ZQUANT_REFERENCE_CRON")
+    automation_interval_seconds: int = Field(30, ge=1, validation_alias="ZQUANT_AUTOMATION_INTERVAL_SECONDS")
+    gap_lookback_days: int = Field(30, ge=1, validation_alias="ZQUANT_GAP_LOOKBACK_DAYS")
+    gap_max_attempts: int = Field(3, ge=1, validation_alias="ZQUANT_GAP_MAX_ATTEMPTS")
+    today: date | None = Field(None, validation_alias="ZQUANT_TODAY")
+    webhook_url: SecretStr | None = Field(None, validation_alias="ZQUANT_WEBHOOK_URL")
+    webhook_on_success: str = Field("", validation_alias="ZQUANT_WEBHOOK_ON_SUCCESS")
+    webhook_max_messages: int = Field(5, ge=1, validation_alias="ZQUANT_WEBHOOK_MAX_MESSAGES")
+    ui_url: str = Field("http://127.0.0.1:3000", validation_alias="ZQUANT_UI_URL")
+    arrow_default_memory_pool: str | None = Field(None, validation_alias="ARROW_DEFAULT_MEMORY_POOL")
+    dagster_home: str | None = Field(None, validation_alias="DAGSTER_HOME")
+    dagster_pg_host: str | None = Field(None, validation_alias="DAGSTER_PG_HOST")
+    dagster_pg_port: int | None = Field(None, ge=1, le=65535, validation_alias="DAGSTER_PG_PORT")
+    dagster_pg_user: str | None = Field(None, validation_alias="DAGSTER_PG_USER")
+    dagster_pg_password: SecretStr | None = Field(None, validation_alias="DAGSTER_PG_PASSWORD")
+    dagster_pg_db: str | None = Field(None, validation_alias="DAGSTER_PG_DB")
+
+    # Unset and empty mean the same for these, as they always have.
+    _blank_is_unset = field_validator(
+        "tushare_token", "tushare_http_url", "tasks_file", "quota_dir", "warehouse_url",
+        "webhook_url", "arrow_default_memory_pool", "dagster_home", "dagster_pg_port", mode="before")(_unset_if_blank)
+
+    @field_validator("finance_mode", mode="before")
+    @classmethod
+    def _mode(cls, value):
+        return (value.strip() or "per_stock") if isinstance(value, str) else value
+
+    @field_validator("finance_start", mode="before")
+    @classmethod
+    def _start(cls, value):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return date.fromisoformat(DEFAULT_FINANCE_START)
+        return parse_day(value) if isinstance(value, str) else value
+
+    @field_validator("today", mode="before")
+    @classmethod
+    def _iso_day(cls, value):
+        if isinstance(value, str) and value.strip():
+            return date.fromisoformat(value.strip())
+        return None if isinstance(value, str) else value
+
+    @field_validator("tushare_calls_per_minute", "finance_max_attempts", "automation_interval_seconds",
+                     "gap_lookback_days", "gap_max_attempts", "webhook_max_messages", mode="before")
+    @classmethod
+    def _whole(cls, value):
+        # Digits only: "3.0" or "+3" is not a count of anything.
+        if isinstance(value, str) and not value.strip().isdigit():
+            raise ValueError("not a whole number")
+        return value
+
+    # --- what the rest of the code location asks -------------------------------------------
+
+    @property
+    def finance_stocks(self) -> list[str]:
+        return [c.strip().upper() for c in self.finance_universe.split(",") if c.strip()]
+
+    @property
+    def notify_on_success(self) -> bool:
+        return self.webhook_on_success.lower() in ("1", "true", "yes")
+
+    @property
+    def ui_base_url(self) -> str:
+        return self.ui_url.rstrip("/")
+
+    @property
+    def has_token(self) -> bool:
+        return self.tushare_token is not None
+
+    def default_warehouse_url(self) -> str:
+        """``ZQUANT_WAREHOUSE_URL``, else a SQLite file at ``$ZQUANT_DATA_DIR/warehouse.sqlite``."""
+        if self.warehouse_url is not None:
+            return self.warehouse_url.get_secret_value()
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'warehouse.sqlite'}"
+
+
+def parse_day(raw: str) -> date:
+    """YYYY-MM-DD, or YYYYMMDD as Tushare writes days."""
+    raw = raw.strip()
+    if "-" in raw:
+        return date.fromisoformat(raw)
+    return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+
+
+def variables() -> list[str]:
+    """Every variable this module reads, in the README table's order."""
+    return [field.validation_alias for field in Settings.model_fields.values()]
+
+
+def get_settings() -> Settings:
+    """The settings as the environment holds them now, or ``SettingsError`` naming the first bad one."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        accepts = ACCEPTS.get(name, "a valid value")
+        shown = "" if name in SECRET else f", got {os.environ.get(name, '')!r}"
+        raise SettingsError(f"{name} must be {accepts}{shown}") from None
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment, for a program it starts."""
+    return dict(os.environ)
+
+
+def is_set(name: str) -> bool:
+    """Whether ``name`` is in this process's environment (a task's ``env:`` names)."""
+    return name in os.environ
+
+
+def export(name: str, value: str) -> None:
+    """Sets ``name`` for this process and the programs it starts afterwards."""
+    os.environ[name] = value
