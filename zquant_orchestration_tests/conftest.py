@@ -54,17 +54,6 @@ def local_server(dataset, tmp_path):
         server.stop()
 
 
-def max_calls_in_window(times: list[float], window: float) -> int:
-    """The most arrivals inside any window of ``window`` seconds (two pointers over sorted times)."""
-    times = sorted(times)
-    best = lo = 0
-    for hi, t in enumerate(times):
-        while t - times[lo] >= window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
-
-
 @pytest.fixture(autouse=True)
 def _own_quota_logs(tmp_path, monkeypatch):
     """Each test keeps its own host-wide call logs: local servers reuse ports, and a quota

@@ -25,6 +25,7 @@ from zquant_orchestration.defs.market.partitions import SHANGHAI
 from zquant_orchestration.defs.market.schedules import daily_market_job, market_after_close_schedule
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 
+from .cli_helpers import DAGSTER, cli_env
 from .dialects import sqlite_url
 from .market_helpers import (
     MARKET_ASSETS,
@@ -35,7 +36,6 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
-from .test_kill_and_rerun import DAGSTER, cli_env
 
 
 def evaluate_schedule(when: datetime):
@@ -142,6 +142,7 @@ def test_gap_sensor_repairs_holes_so_the_window_is_complete(march, tmp_path, loc
     assert ranges(tick(march)) == [], "only the running day is left, and it is someone else's"
 
 
+@pytest.mark.slow  # the `dagster` CLI in a process of its own
 def test_the_evening_job_run_as_deployed_lands_the_day_with_every_step_in_the_run_process(tmp_path, local_server):
     """`dagster job execute` runs the job with its own executor (not execute_in_process): the
     steps run in the run's process, one after another, and the day lands with its checks."""

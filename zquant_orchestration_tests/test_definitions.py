@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
@@ -15,6 +17,7 @@ def run(code_or_args: list[str], **env) -> subprocess.CompletedProcess:
     return subprocess.run(code_or_args, env={**clean, **env}, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # the `dagster` CLI in a process of its own
 def test_dagster_definitions_validate_passes():
     result = run([DAGSTER, "definitions", "validate", "-m", "zquant_orchestration.definitions"])
     assert result.returncode == 0, result.stdout + result.stderr

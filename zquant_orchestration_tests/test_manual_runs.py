@@ -13,6 +13,7 @@ import pytest
 from zquant_orchestration.defs.market.assets import daily_bars
 from zquant_orchestration.lib.warehouse import Warehouse
 
+from .cli_helpers import DAGSTER, cli_env
 from .market_helpers import (
     MARKET_ASSETS,
     ChangedReplies,
@@ -25,7 +26,6 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
-from .test_kill_and_rerun import DAGSTER, cli_env
 
 FIRST, LAST = "2024-03-04", "2024-03-08"
 TABLES = ("daily_bars", "adj_factor", "daily_basic")
@@ -140,6 +140,7 @@ def test_a_stock_subset_whose_reply_lacks_a_value_writes_nothing(landed, dataset
     assert_same(warehouse_rows(url, "daily_bars"), before)
 
 
+@pytest.mark.slow  # the `dagster` CLI in a process of its own
 @pytest.mark.parametrize("options, message", [
     ({"stocks": ["600519.SH", "60051.SH"]},
      "root:ops:daily_bars:config:stocks[1] not in enum type StockCode got 60051.SH"),

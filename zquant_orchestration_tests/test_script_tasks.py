@@ -119,6 +119,7 @@ def test_each_kind_of_mistake_is_one_line_naming_file_task_and_field(tmp_path, t
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow  # the `dagster` CLI in a process of its own
 def test_a_bad_task_file_stops_the_code_location_from_loading(tmp_path):
     path = task_file(tmp_path, "tasks:\n  a:\n    script: ok.py\n    cron: 'every day'\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TUSHARE_", "ZQUANT_"))}

@@ -36,7 +36,7 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
-from .test_tushare_resource import resource_for
+from .tushare_helpers import resource_for
 
 SERVER = str(Path(sys.executable).with_name("zquant-tushare-server"))
 LONG_HISTORY = "600519.SH"  # 106 versions of each statement since 2001: more than one 100-row page

@@ -7,11 +7,9 @@ import logging
 import math
 import threading
 
-import dagster as dg
 import pandas as pd
 import pytest
 
-from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.lib.tushare import (
     TushareAuthError,
     TushareEmptyReplyError,
@@ -21,16 +19,7 @@ from zquant_orchestration.lib.tushare import (
 )
 from zquant_orchestration.lib.tushare_server import FAULT_KINDS, LOCAL_TOKEN, FaultPlan
 
-from .conftest import max_calls_in_window
-
-
-def resource_for(server, **overrides) -> TushareResource:
-    options = dict(token=LOCAL_TOKEN, http_url=server.url, timeout_seconds=1.0, backoff_seconds=0.01,
-                   backoff_max_seconds=0.05, max_attempts=10)
-    options.update(overrides)
-    resource = TushareResource(**options)
-    resource.setup_for_execution(dg.build_init_resource_context())
-    return resource
+from .tushare_helpers import max_calls_in_window, resource_for
 
 
 def same_rows(got: pd.DataFrame, truth: pd.DataFrame, keys: list[str]) -> None:
