@@ -47,7 +47,7 @@ def ours(url: str, table: str, code: str) -> pd.DataFrame:
     return frame.set_index("trade_date")
 
 
-@pytest.mark.parametrize("make_url", warehouse_urls())
+@pytest.mark.parametrize("make_url", warehouse_urls(postgres_marks=pytest.mark.slow))
 def test_hfq_and_qfq_equal_tushares_pro_bar_for_the_real_stocks(tmp_path, local_server, make_url):
     server = local_server()
     url = make_url(tmp_path)

@@ -135,6 +135,7 @@ def test_gap_sensor_gives_up_on_a_day_after_the_maximum_attempts(march):
     assert third.run_requests == [], "after 2 attempts the days stay failed and visible"
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_gap_sensor_repairs_holes_so_the_window_is_complete(march, tmp_path, local_server):
     resources = resources_for(local_server(), sqlite_url(tmp_path))
     for first, last in ranges(tick(march)):

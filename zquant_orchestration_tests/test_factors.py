@@ -102,6 +102,7 @@ def stored(wh: Warehouse, day: str) -> pd.DataFrame:
     return frame.drop(columns="trade_date").set_index("ts_code").sort_index().astype(float)
 
 
+@pytest.mark.slow  # a plain-Python calculation of every factor of 400 stocks over three days
 def test_factors_equal_a_plain_calculation_and_a_range_equals_single_days(warehouse, days):
     wh, resources, instance = warehouse
     assert _materialize(resources, instance, *TARGETS).success
@@ -128,6 +129,7 @@ def test_a_missing_lookback_day_fails_the_run_and_writes_nothing(warehouse, wind
     assert wh.scalar("SELECT COUNT(*) FROM daily_factors") == 0
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_the_eager_condition_waits_for_the_whole_lookback(warehouse, days):
     _, resources, instance = warehouse
     latest = "2024-04-03"

@@ -32,6 +32,7 @@ from .market_helpers import materialize_reference
 T1, T2 = "20241015", "20241030"  # Q3 2024 reports are coming in; the deadline is 10-31
 
 
+@pytest.mark.slow  # three years of a sample universe under faults: the vip test lands the same rows faster
 @pytest.mark.parametrize("make_url", warehouse_urls())
 def test_history_of_a_sample_universe_equals_the_source_with_every_version_under_faults(
         make_url, tmp_path, dataset, local_server):
@@ -141,6 +142,7 @@ def test_incremental_run_syncs_new_disclosures_and_restatements_with_point_in_ti
         assert {r.get("api") for r in server.requests[before:]} == {"disclosure_date"}
 
 
+@pytest.mark.slow  # three sensor rounds of retries; test_finance_failures covers retries in the fast tier
 def test_a_stock_that_keeps_failing_is_retried_then_left_failed_and_visible(tmp_path, dataset, local_server):
     broken = "000002.SZ"
     universe = ["000001.SZ", broken, "600519.SH"]

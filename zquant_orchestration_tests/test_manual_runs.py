@@ -69,6 +69,7 @@ def landed(tmp_path, local_server):
         yield server, url, resources, instance
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_rerun_skips_landed_days_and_force_refresh_refetches_them(landed):
     server, url, resources, instance = landed
     spoil(url, ["000001.SZ"])
@@ -89,6 +90,7 @@ def test_a_rerun_skips_landed_days_and_force_refresh_refetches_them(landed):
         assert_same(warehouse_rows(url, table), truth_rows(server, table, FIRST, "2024-03-11"))
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_stock_subset_refetches_only_those_stocks_one_call_each(landed):
     server, url, resources, instance = landed
     spoil(url, ["000001.SZ", "600519.SH", "000002.SZ"])

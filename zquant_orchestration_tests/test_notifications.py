@@ -115,6 +115,7 @@ def test_successes_are_posted_only_when_configured(receiver, monkeypatch):
     assert [(m["status"], m["run_id"], m["error"]) for m in hook.messages] == [("SUCCESS", result.run_id, None)]
 
 
+@pytest.mark.slow  # sixty failed runs
 def test_a_backfill_of_60_failed_runs_sends_one_digest(receiver):
     hook = receiver()
     with dg.instance_for_test() as instance:

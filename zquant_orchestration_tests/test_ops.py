@@ -97,6 +97,7 @@ def test_run_stats_count_runs_and_asset_outcomes_per_job_and_asset(home, capsys)
     assert assets["signal"]["avg_seconds"] == round(sum(s.end_time - s.start_time for s in steps) / 2, 3)
 
 
+@pytest.mark.slow  # the command in a process of its own; the fast tier calls its main() in process
 def test_run_stats_table_and_filters_from_the_command_line(home):
     _run("pipeline")
     _run("pipeline", fail=True)
@@ -245,6 +246,7 @@ def test_health_names_an_unreachable_postgres_instance(healthy, capsys, home, mo
     assert code == 1 and "DAGSTER_PG_PASSWORD" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow  # the command in a process of its own; the fast tier calls its main() in process
 def test_health_from_the_command_line_exits_non_zero_with_one_line(healthy, tmp_path):
     import os
 

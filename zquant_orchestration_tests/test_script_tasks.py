@@ -192,6 +192,7 @@ def test_a_failing_script_fails_its_partition_with_the_scripts_error(breadth):
                                     "daily_bars for it first" in e for e in errors), errors
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_task_runs_again_when_its_upstream_partition_changes(breadth):
     task, _, resources, instance = breadth
     defs = dg.Definitions(assets=[task, dg.AssetSpec("daily_bars", partitions_def=trading_days)], resources=resources)
