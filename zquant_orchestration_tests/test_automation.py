@@ -126,6 +126,7 @@ def test_gap_sensor_requests_each_hole_as_one_range_and_skips_queued_days(march)
     assert all(r.job_name in (None, "market_data_job") for r in first.run_requests)
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_gap_sensor_gives_up_on_a_day_after_the_maximum_attempts(march):
     first = tick(march)
     second = tick(march, first.cursor)
