@@ -62,6 +62,7 @@ def test_hfq_and_qfq_equal_tushares_pro_bar_for_the_real_stocks(tmp_path, local_
                 assert gap <= tolerance + 1e-9, (code, adj, column, gap)
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_the_real_dividend_of_000001_sz(tmp_path, local_server):
     server = local_server()
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"

@@ -65,6 +65,7 @@ def test_history_of_a_sample_universe_equals_the_source_with_every_version_under
         wh.engine.dispose()
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_vip_mode_lands_the_same_rows_with_a_call_per_period(tmp_path, dataset, local_server):
     universe = sample_universe(dataset)
     server = local_server(faults=FaultPlan(rate=0.2, seed=5, slow_seconds=0.3))

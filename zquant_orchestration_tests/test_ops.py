@@ -232,6 +232,7 @@ def test_a_run_that_cannot_reach_the_warehouse_fails_without_its_password(home):
     assert "S3cret" not in "\n".join(events) + failure.to_string()
 
 
+@pytest.mark.slow  # waits out the instance's connection retries to a port nobody listens on
 def test_health_names_an_unreachable_postgres_instance(healthy, capsys, home, monkeypatch):
     (home / "dagster.yaml").write_text((DEPLOY / "postgres" / "dagster.yaml").read_text())
     for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(free_port()),

@@ -179,6 +179,7 @@ def test_a_task_runs_its_script_through_pipes_with_logs_and_metadata(breadth):
     assert f"2024-03-05: {up} up, {down} down of {total} stocks" in messages
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_failing_script_fails_its_partition_with_the_scripts_error(breadth):
     task, _, resources, instance = breadth
     result = dg.materialize([task], resources=resources, instance=instance, partition_key="2024-03-07",
