@@ -33,7 +33,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.fixture(scope="session")
 def dataset() -> Dataset:
-    """One shared dataset (building one costs ~0.6 s); servers built on it share its truth."""
+    """One shared dataset (building one is not free); servers built on it share its truth."""
     return Dataset(as_of=AS_OF)
 
 

@@ -56,8 +56,8 @@ def test_the_finance_sensor_is_on_by_default_only_with_a_token():
 
 
 def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
-    # Arrow's mimalloc kept day frames freed by the writing thread: a year's sync step went
-    # over issue #8's 400 MB with it (docs/benchmarks.md). Forked steps inherit the choice.
+    # Arrow's mimalloc keeps day frames freed by the writing thread, so a long sync step's
+    # memory keeps growing with it (docs/benchmarks.md). Forked steps inherit the choice.
     probe = ("import os, pyarrow as pa\n"
              "from zquant_orchestration.definitions import defs\n"
              "pid = os.fork()\n"
