@@ -24,6 +24,7 @@ def test_dagster_definitions_validate_passes():
     assert "Validation successful" in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a Python process of its own that imports the definitions
 def test_the_token_is_an_env_var_reference_never_a_value():
     probe = (
         "import dagster as dg\n"
@@ -39,6 +40,7 @@ def test_the_token_is_an_env_var_reference_never_a_value():
         assert f"AssetKey(['{asset}'])" in result.stdout
 
 
+@pytest.mark.slow  # a Python process of its own that imports the definitions
 def test_without_a_token_the_resource_uses_the_embedded_server():
     probe = (
         "from zquant_orchestration.definitions import defs\n"
@@ -48,6 +50,7 @@ def test_without_a_token_the_resource_uses_the_embedded_server():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # a Python process of its own that imports the definitions
 def test_the_finance_sensor_is_on_by_default_only_with_a_token():
     probe = ("from zquant_orchestration.definitions import defs\n"
              "print(defs.get_sensor_def('finance_disclosure_sensor').default_status.value)\n")
@@ -55,6 +58,7 @@ def test_the_finance_sensor_is_on_by_default_only_with_a_token():
     assert run([sys.executable, "-c", probe]).stdout.split()[-1] == "STOPPED"
 
 
+@pytest.mark.slow  # a Python process of its own that imports the definitions
 def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
     # Arrow's mimalloc keeps day frames freed by the writing thread, so a long sync step's
     # memory keeps growing with it (docs/benchmarks.md). Forked steps inherit the choice.
@@ -69,6 +73,7 @@ def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
     assert run([sys.executable, "-c", probe], ARROW_DEFAULT_MEMORY_POOL="mimalloc").stdout.split()[-1] == "mimalloc"
 
 
+@pytest.mark.slow  # a Python process of its own that imports the definitions
 def test_an_unreachable_warehouse_is_one_load_warning_without_its_password():
     # '@' and '#' in the password: SQLAlchemy ends the password at the first '@', and the
     # driver then names the rest ("ss#S3cret@nohost.invalid") as the host it cannot find.

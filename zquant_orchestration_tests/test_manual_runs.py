@@ -126,6 +126,7 @@ def test_a_stock_subset_over_days_not_landed_fails_and_writes_nothing(landed):
     assert held == {"2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"}, "nothing was written"
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_stock_subset_whose_reply_lacks_a_value_writes_nothing(landed, dataset, monkeypatch):
     """A repair whose reply leaves close empty would overwrite a good bar with NULL: the run
     fails on every attempt, naming the stock and the column, and the landed rows stay."""
