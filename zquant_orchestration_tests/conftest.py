@@ -33,7 +33,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.fixture(scope="session")
 def dataset() -> Dataset:
-    """One shared dataset (building one costs ~0.6 s); servers built on it share its truth."""
+    """One shared dataset (building one is not free); servers built on it share its truth."""
     return Dataset(as_of=AS_OF)
 
 
@@ -52,17 +52,6 @@ def local_server(dataset, tmp_path):
     yield start
     for server in started:
         server.stop()
-
-
-def max_calls_in_window(times: list[float], window: float) -> int:
-    """The most arrivals inside any window of ``window`` seconds (two pointers over sorted times)."""
-    times = sorted(times)
-    best = lo = 0
-    for hi, t in enumerate(times):
-        while t - times[lo] >= window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 @pytest.fixture(autouse=True)

@@ -48,5 +48,6 @@ def drop_test_databases() -> None:
     _created.clear()
 
 
-def warehouse_urls():
-    return [pytest.param(sqlite_url, id="sqlite"), pytest.param(postgres_url, id="postgres")]
+def warehouse_urls(postgres_marks=()):
+    """SQLite and Postgres; ``postgres_marks`` (e.g. ``pytest.mark.slow``) mark the Postgres case alone."""
+    return [pytest.param(sqlite_url, id="sqlite"), pytest.param(postgres_url, id="postgres", marks=postgres_marks)]

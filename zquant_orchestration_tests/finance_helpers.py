@@ -7,13 +7,24 @@ import pandas as pd
 
 from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
 from zquant_orchestration.defs.finance.resources import FinanceSettings
+from zquant_orchestration.defs.finance.sensors import finance_disclosure_sensor
 from zquant_orchestration.defs.market.reference_assets import stock_basic, trade_cal
+from zquant_orchestration.lib.tushare_server import Dataset
 from zquant_orchestration.lib.warehouse import Warehouse
 from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES, version_keys
 
 from .market_helpers import resources_for
 
 DATE_COLUMNS = ("ann_date", "f_ann_date", "end_date")
+
+
+def sample_universe(dataset: Dataset) -> list[str]:
+    """Stocks with restated reports and delisted ones, plus a spread of the market."""
+    income = dataset.truth("income", "20200331", "20241231")
+    restated = sorted(income[income.update_flag == 1].ts_code.unique())[:6]
+    delisted = dataset.market.stocks[dataset.market.stocks.list_status == "D"].ts_code.tolist()[:2]
+    spread = sorted(income.ts_code.unique())[::500]
+    return sorted(set(restated) | set(delisted) | set(spread) | {"600519.SH"})
 
 
 def finance_resources(server, warehouse_url: str, **settings) -> dict:
@@ -69,3 +80,21 @@ def assert_finance_equal(url: str, dataset, first: str, last: str, universe) -> 
         got, want = warehouse_finance(url, api), truth_finance(dataset, api, first, last, universe)
         assert len(got) == len(want), f"{api}: {len(got)} rows in the warehouse, {len(want)} at the source"
         pd.testing.assert_frame_equal(got, want[list(got.columns)], check_dtype=False, obj=api)
+
+
+def finance_tick(instance, resources, cursor=None):
+    """One evaluation of the finance sensor, as the daemon makes it."""
+    with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+        return finance_disclosure_sensor(context)
+
+
+def finance_periods():
+    from zquant_orchestration.defs.finance.partitions import report_periods
+
+    return report_periods
+
+
+def finance_assets():
+    from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
+
+    return list(FINANCE_ASSETS)

@@ -47,7 +47,7 @@ def ours(url: str, table: str, code: str) -> pd.DataFrame:
     return frame.set_index("trade_date")
 
 
-@pytest.mark.parametrize("make_url", warehouse_urls())
+@pytest.mark.parametrize("make_url", warehouse_urls(postgres_marks=pytest.mark.slow))
 def test_hfq_and_qfq_equal_tushares_pro_bar_for_the_real_stocks(tmp_path, local_server, make_url):
     server = local_server()
     url = make_url(tmp_path)
@@ -62,6 +62,7 @@ def test_hfq_and_qfq_equal_tushares_pro_bar_for_the_real_stocks(tmp_path, local_
                 assert gap <= tolerance + 1e-9, (code, adj, column, gap)
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_the_real_dividend_of_000001_sz(tmp_path, local_server):
     server = local_server()
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
@@ -84,6 +85,7 @@ def test_the_real_dividend_of_000001_sz(tmp_path, local_server):
         assert abs(joined).max() <= 0.011
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_new_factor_moves_qfq_history_but_rewrites_nothing_stored(tmp_path, local_server):
     server = local_server()
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
@@ -98,6 +100,7 @@ def test_a_new_factor_moves_qfq_history_but_rewrites_nothing_stored(tmp_path, lo
     assert (qfq_after.close - (qfq_before.close / 2).map(lambda v: float(f"{v:.2f}"))).abs().max() <= 0.0100001
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_hfq_of_days_without_factors_fails_and_writes_nothing(tmp_path, local_server):
     server = local_server()
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"

@@ -21,6 +21,7 @@ from zquant_orchestration.defs.market.schedules import market_after_close_schedu
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 from zquant_orchestration.defs.shared.partitions import SHANGHAI
 
+from .cli_helpers import DAGSTER, cli_env
 from .dialects import sqlite_url
 from .market_helpers import (
     MARKET_ASSETS,
@@ -31,7 +32,6 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
-from .test_kill_and_rerun import DAGSTER, cli_env
 
 
 def evaluate_schedule(when: datetime):
@@ -122,6 +122,7 @@ def test_gap_sensor_requests_each_hole_as_one_range_and_skips_queued_days(march)
     assert all(r.job_name in (None, "market_data_job") for r in first.run_requests)
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_gap_sensor_gives_up_on_a_day_after_the_maximum_attempts(march):
     first = tick(march)
     second = tick(march, first.cursor)
@@ -131,6 +132,7 @@ def test_gap_sensor_gives_up_on_a_day_after_the_maximum_attempts(march):
     assert third.run_requests == [], "after 2 attempts the days stay failed and visible"
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_gap_sensor_repairs_holes_so_the_window_is_complete(march, tmp_path, local_server):
     resources = resources_for(local_server(), sqlite_url(tmp_path))
     for first, last in ranges(tick(march)):
@@ -138,6 +140,7 @@ def test_gap_sensor_repairs_holes_so_the_window_is_complete(march, tmp_path, loc
     assert ranges(tick(march)) == [], "only the running day is left, and it is someone else's"
 
 
+@pytest.mark.slow  # the `dagster` CLI in a process of its own
 def test_the_evening_job_run_as_deployed_lands_the_day_with_every_step_in_the_run_process(tmp_path, local_server):
     """`dagster job execute` runs the job with its own executor (not execute_in_process): the
     steps run in the run's process, one after another, and the day lands with its checks."""

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from zquant_orchestration.defs.market.reference_assets import trade_cal
 from zquant_orchestration.defs.shared.partitions import build_trading_day_partitions
@@ -40,6 +41,7 @@ def test_an_unreachable_warehouse_falls_back_to_the_shipped_calendar():
     assert calendar.open_days[0] == date(1990, 12, 19)
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_calendar_refresh_that_drops_days_or_an_exchange_is_refused_unless_forced(local_server, dataset, tmp_path):
     """An empty but successful trade_cal(exchange=...) reply, or calendars without days the
     table holds, would delete them: refused in one line, the table kept; allow_removals forces it."""

@@ -28,6 +28,7 @@ def clean_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("ZQUANT_DATA_DIR", str(tmp_path / ".zquant"))
 
 
+@pytest.mark.slow  # the `dagster` CLI loads the code location anew
 def test_dagster_definitions_validate_passes():
     result = CliRunner().invoke(definitions_validate_command, ["-m", "zquant_orchestration.definitions"])
     assert result.exit_code == 0, result.output
@@ -57,6 +58,7 @@ def test_the_finance_sensor_is_on_by_default_only_with_a_token(monkeypatch):
     assert defs().get_sensor_def("finance_disclosure_sensor").default_status.value == "STOPPED"
 
 
+@pytest.mark.slow  # a Python process of its own that imports the definitions
 def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
     # Arrow's mimalloc keeps day frames freed by the writing thread, so a step's peak memory
     # grows with it (docs/benchmarks.md). Forked steps inherit the choice.

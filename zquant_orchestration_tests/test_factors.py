@@ -20,26 +20,36 @@ from zquant_orchestration.lib.warehouse import Warehouse
 from .market_helpers import API_OF_TABLE
 
 TARGETS = ("2024-04-01", "2024-04-03")
-DAYS = trading_days.get_partition_keys()
-WINDOW = DAYS[DAYS.index(TARGETS[0]) - 60:DAYS.index(TARGETS[1]) + 1]
+
+
+@pytest.fixture(scope="module")
+def days() -> list[str]:
+    """The trading days, read when a test asks for them rather than when the module is imported."""
+    return trading_days.get_partition_keys()
+
+
+@pytest.fixture(scope="module")
+def window(days) -> list[str]:
+    """The targets and the 60 trading days of lookback before them."""
+    return days[days.index(TARGETS[0]) - 60:days.index(TARGETS[1]) + 1]
 
 
 @pytest.fixture
-def warehouse(tmp_path, dataset):
+def warehouse(tmp_path, dataset, window):
     """The source's rows of 400 stocks (the real ten among them) over the targets' window,
     written straight into the warehouse: the factors read the warehouse, not Tushare."""
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     wh = Warehouse(url)
-    daily = dataset.truth("daily", WINDOW[0].replace("-", ""), WINDOW[-1].replace("-", ""))
+    daily = dataset.truth("daily", window[0].replace("-", ""), window[-1].replace("-", ""))
     stocks = sorted(set(daily.ts_code))[::14][:390] + ["000001.SZ", "600519.SH", "601318.SH"]
     for table in ("daily_bars", "adj_factor", "daily_basic"):
-        rows = dataset.truth(API_OF_TABLE[table], WINDOW[0].replace("-", ""), WINDOW[-1].replace("-", ""))
+        rows = dataset.truth(API_OF_TABLE[table], window[0].replace("-", ""), window[-1].replace("-", ""))
         rows = rows[rows.ts_code.isin(stocks)]
         for day, frame in rows.groupby("trade_date"):
             wh.replace_rows(table, frame, {"trade_date": [f"{day[:4]}-{day[4:6]}-{day[6:]}"]})
     resources = {"warehouse": WarehouseResource(url=url)}
     with dg.instance_for_test() as instance:
-        assert dg.materialize([daily_hfq], resources=resources, instance=instance, tags=_range(WINDOW[0], WINDOW[-1]))
+        assert dg.materialize([daily_hfq], resources=resources, instance=instance, tags=_range(window[0], window[-1]))
         yield wh, resources, instance
     wh.engine.dispose()
 
@@ -53,9 +63,9 @@ def _materialize(resources, instance, first, last, raise_on_error=True):
                           raise_on_error=raise_on_error)
 
 
-def plain_factors(wh: Warehouse, day: str) -> pd.DataFrame:
+def plain_factors(wh: Warehouse, day: str, days: list[str]) -> pd.DataFrame:
     """The definitions of lib/factors.py, one stock and one day at a time, with no pandas windows."""
-    i = DAYS.index(day)
+    i = days.index(day)
     hfq = wh.query("SELECT ts_code, trade_date, close FROM daily_hfq")
     basic = wh.query("SELECT * FROM daily_basic")
     close = {(c, str(d)): v for c, d, v in zip(hfq.ts_code, hfq.trade_date, hfq.close, strict=True)}
@@ -63,10 +73,10 @@ def plain_factors(wh: Warehouse, day: str) -> pd.DataFrame:
     rows = []
     for code in sorted({c for c, d in close if d == day}):
         def c(k, code=code):
-            return close.get((code, DAYS[k]), math.nan)
+            return close.get((code, days[k]), math.nan)
 
         returns = [c(k) / c(k - 1) - 1 for k in range(i - 19, i + 1)]
-        turnover = [by_key.turnover_rate.get((code, DAYS[k]), math.nan) for k in range(i - 19, i + 1)]
+        turnover = [by_key.turnover_rate.get((code, days[k]), math.nan) for k in range(i - 19, i + 1)]
         turnover = [t for t in turnover if not math.isnan(t)]
         today = by_key.loc[(code, day)] if (code, day) in by_key.index else None
 
@@ -92,11 +102,12 @@ def stored(wh: Warehouse, day: str) -> pd.DataFrame:
     return frame.drop(columns="trade_date").set_index("ts_code").sort_index().astype(float)
 
 
-def test_factors_equal_a_plain_calculation_and_a_range_equals_single_days(warehouse):
+@pytest.mark.slow  # a plain-Python calculation of every factor of 400 stocks over three days
+def test_factors_equal_a_plain_calculation_and_a_range_equals_single_days(warehouse, days):
     wh, resources, instance = warehouse
     assert _materialize(resources, instance, *TARGETS).success
-    for day in DAYS[DAYS.index(TARGETS[0]):DAYS.index(TARGETS[1]) + 1]:
-        got, want = stored(wh, day), plain_factors(wh, day)
+    for day in days[days.index(TARGETS[0]):days.index(TARGETS[1]) + 1]:
+        got, want = stored(wh, day), plain_factors(wh, day, days)
         assert list(got.index) == list(want.index) and len(got) > 300
         pd.testing.assert_frame_equal(got[FACTOR_COLUMNS], want[FACTOR_COLUMNS], rtol=1e-9)
         assert got.mom_60.notna().mean() > 0.8 and got.vol_20.notna().mean() > 0.8, "most values are real numbers"
@@ -106,19 +117,20 @@ def test_factors_equal_a_plain_calculation_and_a_range_equals_single_days(wareho
     pd.testing.assert_frame_equal(stored(wh, "2024-04-02"), in_range)
 
 
-def test_a_missing_lookback_day_fails_the_run_and_writes_nothing(warehouse):
+def test_a_missing_lookback_day_fails_the_run_and_writes_nothing(warehouse, window):
     wh, resources, instance = warehouse
     with wh.engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM daily_hfq WHERE trade_date = ?", (WINDOW[5],))
+        conn.exec_driver_sql("DELETE FROM daily_hfq WHERE trade_date = ?", (window[5],))
     result = _materialize(resources, instance, *TARGETS, raise_on_error=False)
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
-    assert (f"daily_factors of 2024-04-01..2024-04-03 reads daily_hfq from {WINDOW[0]} (60 trading days before); "
-            f"1 of those days have not landed ({WINDOW[5]}): materialize daily_hfq for them first") in message
+    assert (f"daily_factors of 2024-04-01..2024-04-03 reads daily_hfq from {window[0]} (60 trading days before); "
+            f"1 of those days have not landed ({window[5]}): materialize daily_hfq for them first") in message
     assert wh.scalar("SELECT COUNT(*) FROM daily_factors") == 0
 
 
-def test_the_eager_condition_waits_for_the_whole_lookback(warehouse):
+@pytest.mark.slow  # one of the longest in-process tests
+def test_the_eager_condition_waits_for_the_whole_lookback(warehouse, days):
     _, resources, instance = warehouse
     latest = "2024-04-03"
     evening = datetime(2024, 4, 3, 20, 0, tzinfo=SHANGHAI)
@@ -135,7 +147,7 @@ def test_the_eager_condition_waits_for_the_whole_lookback(warehouse):
         cursor = result.cursor
         return set(result.get_requested_partitions(daily_factors.key))
 
-    window = DAYS[DAYS.index(latest) - 60:DAYS.index(latest) + 1]
+    window = days[days.index(latest) - 60:days.index(latest) + 1]
     for key in window[1:]:  # the oldest day of the lookback is missing
         instance.report_runless_asset_event(dg.AssetMaterialization("daily_hfq", partition=key))
     for key in window[-20:]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from zquant_orchestration.defs.finance.partitions import report_periods
 from zquant_orchestration.defs.finance.resources import FinanceSettings
@@ -15,7 +16,14 @@ from zquant_orchestration.lib.tushare_server import ALL_FAULT_KINDS, DATA_FAULT_
 from zquant_orchestration.lib.warehouse.tables import FINANCE_TABLES
 
 from .dialects import sqlite_url
-from .finance_helpers import assert_finance_equal, execute_request, finance_resources, materialize_periods
+from .finance_helpers import (
+    assert_finance_equal,
+    execute_request,
+    finance_resources,
+    finance_tick,
+    materialize_periods,
+    sample_universe,
+)
 from .market_helpers import (
     MARKET_ASSETS,
     assert_same,
@@ -26,7 +34,8 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
-from .test_finance_assets import sample_universe, tick
+
+pytestmark = pytest.mark.slow  # years of history under every fault kind
 
 # The client gives up after 2 s (resources_for); a slow reply takes longer, so it times out.
 ALL_FAULTS = dict(rate=0.2, kinds=ALL_FAULT_KINDS, slow_seconds=2.5)
@@ -74,7 +83,7 @@ def test_a_finance_history_lands_whole_under_every_fault(local_server, tmp_path,
         for _ in range(FinanceSettings().max_stock_attempts - 1):
             if result.success:
                 break
-            retries = [r for r in tick(instance, resources).run_requests if r.tags["zquant/finance"] == "retry"]
+            retries = [r for r in finance_tick(instance, resources).run_requests if r.tags["zquant/finance"] == "retry"]
             assert retries, "a failed run leaves its failed stocks for the sensor to retry"
             outcomes = [execute_request(r, resources, instance) for r in retries]
             result = outcomes[-1] if all(o.success for o in outcomes) else next(o for o in outcomes if not o.success)

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from zquant_orchestration.defs.finance import failures
-from zquant_orchestration.defs.finance.sensors import finance_disclosure_sensor
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN, Dataset, FaultPlan
 from zquant_orchestration.lib.warehouse import Warehouse
@@ -21,23 +20,19 @@ from .dialects import sqlite_url, warehouse_urls
 from .finance_helpers import (
     assert_finance_equal,
     execute_request,
+    finance_assets,
+    finance_periods,
     finance_resources,
+    finance_tick,
     materialize_periods,
+    sample_universe,
 )
 from .market_helpers import materialize_reference
 
 T1, T2 = "20241015", "20241030"  # Q3 2024 reports are coming in; the deadline is 10-31
 
 
-def sample_universe(dataset: Dataset) -> list[str]:
-    """Stocks with restated reports and delisted ones, plus a spread of the market."""
-    income = dataset.truth("income", "20200331", "20241231")
-    restated = sorted(income[income.update_flag == 1].ts_code.unique())[:6]
-    delisted = dataset.market.stocks[dataset.market.stocks.list_status == "D"].ts_code.tolist()[:2]
-    spread = sorted(income.ts_code.unique())[::500]
-    return sorted(set(restated) | set(delisted) | set(spread) | {"600519.SH"})
-
-
+@pytest.mark.slow  # three years of a sample universe under faults: the vip test lands the same rows faster
 @pytest.mark.parametrize("make_url", warehouse_urls())
 def test_history_of_a_sample_universe_equals_the_source_with_every_version_under_faults(
         make_url, tmp_path, dataset, local_server):
@@ -65,11 +60,12 @@ def test_history_of_a_sample_universe_equals_the_source_with_every_version_under
         # Running a period again rewrites it exactly: nothing duplicated.
         assert materialize_periods("20240930", "20240930", resources, instance).success
         assert_finance_equal(url, dataset, "20220331", "20241231", universe)
-        status = instance.get_status_by_partition(dg.AssetKey("income"), ["20220331", "20241231"], _periods())
+        status = instance.get_status_by_partition(dg.AssetKey("income"), ["20220331", "20241231"], finance_periods())
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
         wh.engine.dispose()
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_vip_mode_lands_the_same_rows_with_a_call_per_period(tmp_path, dataset, local_server):
     universe = sample_universe(dataset)
     server = local_server(faults=FaultPlan(rate=0.2, seed=5, slow_seconds=0.3))
@@ -112,7 +108,7 @@ def test_incremental_run_syncs_new_disclosures_and_restatements_with_point_in_ti
         dataset.set_as_of(T2)  # the server publishes the new reports and the restatements
         resources = finance_resources(server, url, universe=universe, today="2024-10-30")
         before = len(server.requests)
-        result = tick(instance, resources)
+        result = finance_tick(instance, resources)
         assert len(result.run_requests) == 1
         request = result.run_requests[0]
         assert request.tags["dagster/asset_partition_range_end"] == "20240930"
@@ -142,11 +138,12 @@ def test_incremental_run_syncs_new_disclosures_and_restatements_with_point_in_ti
 
         # Nothing new: the next tick requests nothing, and costs one disclosure_date call.
         before = len(server.requests)
-        again = tick(instance, resources, result.cursor)
+        again = finance_tick(instance, resources, result.cursor)
         assert again.run_requests == []
         assert {r.get("api") for r in server.requests[before:]} == {"disclosure_date"}
 
 
+@pytest.mark.slow  # three sensor rounds of retries; test_finance_failures covers retries in the fast tier
 def test_a_stock_that_keeps_failing_is_retried_then_left_failed_and_visible(tmp_path, dataset, local_server):
     broken = "000002.SZ"
     universe = ["000001.SZ", broken, "600519.SH"]
@@ -167,7 +164,7 @@ def test_a_stock_that_keeps_failing_is_retried_then_left_failed_and_visible(tmp_
         assert record.attempts == 1 and "code 50101" in record.error and "failed 2 times" in record.error
 
         for attempt in (2, 3):
-            evaluation = tick(instance, resources)
+            evaluation = finance_tick(instance, resources)
             retries = [r for r in evaluation.run_requests if r.tags["zquant/finance"] == "retry"]
             assert [r.run_config["ops"]["income"]["config"]["stocks"] for r in retries if "income" in
                     r.run_config["ops"]] == [[broken]]
@@ -175,11 +172,11 @@ def test_a_stock_that_keeps_failing_is_retried_then_left_failed_and_visible(tmp_
                 assert not execute_request(request, resources, instance).success
             assert failures.latest_records(instance, income)["20240930"][broken].attempts == attempt
 
-        evaluation = tick(instance, resources)
+        evaluation = finance_tick(instance, resources)
         retries = [r for r in evaluation.run_requests if r.tags["zquant/finance"] == "retry"]
         assert not retries, "no retry after 3 attempts"
         # Visible: the partitions are failed, the check failed with the stock and its error.
-        status = instance.get_status_by_partition(income, ["20240331", "20240930"], _periods())
+        status = instance.get_status_by_partition(income, ["20240331", "20240930"], finance_periods())
         assert set(status.values()) == {dg.AssetPartitionStatus.FAILED}
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(income, "no_failed_stocks")])[dg.AssetCheckKey(income, "no_failed_stocks")]
@@ -190,11 +187,11 @@ def test_a_stock_that_keeps_failing_is_retried_then_left_failed_and_visible(tmp_
         # Once the source heals, a manual run of that stock completes the partitions.
         server.faults = FaultPlan()
         config = {"ops": {"income": {"config": {"stocks": [broken]}}}}
-        dg_income = [a for a in _finance_assets() if a.key == income]
+        dg_income = [a for a in finance_assets() if a.key == income]
         assert materialize_periods("20240331", "20240930", resources, instance, assets=dg_income,
                                    run_config=config).success
         assert failures.latest_records(instance, income)["20240930"] == {}
-        status = instance.get_status_by_partition(income, ["20240331", "20240930"], _periods())
+        status = instance.get_status_by_partition(income, ["20240331", "20240930"], finance_periods())
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
         assert broken in set(wh.query("SELECT DISTINCT ts_code FROM income").ts_code)
         wh.engine.dispose()
@@ -211,7 +208,7 @@ def test_unknown_stocks_in_run_config_are_refused_at_launch_and_nothing_is_calle
         with pytest.raises(dg.DagsterInvalidConfigError,
                            match=r"root:ops:income:config:stocks\[1\] not in enum type StockCode got 123456.XX"):
             materialize_periods("20240930", "20240930", resources, instance,
-                                assets=[a for a in _finance_assets() if a.key.path == ["income"]], run_config=config)
+                                assets=[a for a in finance_assets() if a.key.path == ["income"]], run_config=config)
         assert instance.get_runs_count() == 1, "only the reference run: no run was created"
         assert len(server.requests) == before
         assert Warehouse(url).scalar("SELECT COUNT(*) FROM income") == 0
@@ -225,31 +222,13 @@ def test_an_unknown_stock_in_the_universe_fails_the_step_before_any_call(tmp_pat
         materialize_reference(resources, instance)
         before = len(server.requests)
         result = materialize_periods("20240930", "20240930", resources, instance,
-                                     assets=[a for a in _finance_assets() if a.key.path == ["income"]],
+                                     assets=[a for a in finance_assets() if a.key.path == ["income"]],
                                      raise_on_error=False)
         assert not result.success
         failure = result.get_step_failure_events()[0].step_failure_data.error.message
         assert "ZQUANT_FINANCE_UNIVERSE names stocks stock_basic does not know: 123456.XX" in failure
         assert len(server.requests) == before
         assert Warehouse(url).scalar("SELECT COUNT(*) FROM income") == 0
-
-
-def tick(instance, resources, cursor=None):
-    """One evaluation of the finance sensor, as the daemon makes it."""
-    with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
-        return finance_disclosure_sensor(context)
-
-
-def _periods():
-    from zquant_orchestration.defs.finance.partitions import report_periods
-
-    return report_periods
-
-
-def _finance_assets():
-    from zquant_orchestration.defs.finance.assets import FINANCE_ASSETS
-
-    return list(FINANCE_ASSETS)
 
 
 LATE = "001279.SZ"
@@ -271,14 +250,14 @@ def test_after_the_deadline_listed_stocks_without_a_report_are_tried_once_a_day(
         late = wh.read("stock_basic", {"ts_code": ["600519.SH"]}).assign(ts_code=LATE, symbol=LATE[:6])
         wh.replace_rows("stock_basic", late, {"ts_code": [LATE]})
 
-        first = tick(instance, resources)
+        first = finance_tick(instance, resources)
         assert [r.run_config["ops"]["income"]["config"]["stocks"] for r in first.run_requests] == [[LATE]]
-        assert tick(instance, resources, first.cursor).run_requests == [], "once a day, not every tick"
+        assert finance_tick(instance, resources, first.cursor).run_requests == [], "once a day, not every tick"
         next_day = finance_resources(server, url, universe=["600519.SH", "000001.SZ", LATE],
                                      today="2024-11-06")
-        assert len(tick(instance, next_day, first.cursor).run_requests) == 1
+        assert len(finance_tick(instance, next_day, first.cursor).run_requests) == 1
         # Before Q3's deadline its missing report is not chased (H1's, past its deadline, is).
         early = finance_resources(server, url, universe=[LATE], today="2024-10-20")
-        ends = [r.tags["dagster/asset_partition_range_end"] for r in tick(instance, early).run_requests]
+        ends = [r.tags["dagster/asset_partition_range_end"] for r in finance_tick(instance, early).run_requests]
         assert ends == ["20240630"]
         wh.engine.dispose()

@@ -7,12 +7,15 @@ import json
 import subprocess
 
 import dagster as dg
+import pytest
 
 from zquant_orchestration.lib.warehouse import Warehouse
 
+from .cli_helpers import DAGSTER, cli_env
 from .finance_helpers import assert_finance_equal
 from .market_helpers import materialize_reference, resources_for
-from .test_kill_and_rerun import DAGSTER, cli_env
+
+pytestmark = pytest.mark.slow  # the README's finance commands through the `dagster` CLI
 
 UNIVERSE = ["000001.SZ", "600519.SH", "300750.SZ"]
 STATEMENTS = "income,balancesheet,cashflow,fina_indicator"

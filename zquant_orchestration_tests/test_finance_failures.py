@@ -15,13 +15,14 @@ from zquant_orchestration.lib.warehouse import Warehouse
 from .dialects import sqlite_url
 from .finance_helpers import (
     execute_request,
+    finance_assets,
     finance_resources,
+    finance_tick,
     materialize_periods,
     truth_finance,
     warehouse_finance,
 )
 from .market_helpers import materialize_reference
-from .test_finance_assets import _finance_assets, tick
 
 BAD = "000002.SZ"
 UNIVERSE = ["000001.SZ", BAD, "600519.SH"]  # one stock before the bad one, one after
@@ -52,7 +53,7 @@ def test_a_value_its_column_cannot_hold_fails_that_stock_only_recorded_and_retri
     url = sqlite_url(tmp_path)
     resources = finance_resources(server, url, universe=UNIVERSE, today="2024-12-31")
     income = dg.AssetKey("income")
-    only_income = [a for a in _finance_assets() if a.key == income]
+    only_income = [a for a in finance_assets() if a.key == income]
     with dg.instance_for_test() as instance:
         materialize_reference(resources, instance)
         first = materialize_periods("20240331", "20240930", resources, instance, assets=only_income,
@@ -76,7 +77,7 @@ def test_a_value_its_column_cannot_hold_fails_that_stock_only_recorded_and_retri
         assert BAD in listed and "revenue" in listed
 
         # The sensor retries it; once the source sends a number, the retry completes the periods.
-        retries = [r for r in tick(instance, resources).run_requests if r.tags["zquant/finance"] == "retry"]
+        retries = [r for r in finance_tick(instance, resources).run_requests if r.tags["zquant/finance"] == "retry"]
         assert [r.run_config["ops"]["income"]["config"]["stocks"] for r in retries] == [[BAD]]
         source.code = None
         assert execute_request(retries[0], resources, instance).success
@@ -103,7 +104,7 @@ def test_an_attempt_limit_reached_in_one_period_holds_the_stock_back_there_only(
                                              exhausted_now: failures.FailedStock("code 50101", 3)})):
             instance.report_runless_asset_event(failures.observation(income, period, record))
 
-        requests = tick(instance, resources).run_requests
+        requests = finance_tick(instance, resources).run_requests
         q3 = [r for r in requests if r.tags["zquant/finance"] == "incremental"
               and r.tags["dagster/asset_partition_range_end"] == "20240930"]
         assert len(q3) == 1
@@ -124,7 +125,7 @@ def test_a_refusal_of_the_account_stops_the_run_at_the_first_stock(tmp_path, dat
     with dg.instance_for_test() as instance:
         materialize_reference(resources, instance)
         result = materialize_periods("20240930", "20240930", resources, instance,
-                                     assets=[a for a in _finance_assets() if a.key.path == ["income"]],
+                                     assets=[a for a in finance_assets() if a.key.path == ["income"]],
                                      raise_on_error=False)
         assert not result.success
         message = result.get_step_failure_events()[0].step_failure_data.error.message

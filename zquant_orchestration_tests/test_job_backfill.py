@@ -6,9 +6,12 @@ import subprocess
 import time
 
 import dagster as dg
+import pytest
 
+from .cli_helpers import DAGSTER, cli_env
 from .market_helpers import assert_same, truth_rows, warehouse_rows
-from .test_kill_and_rerun import DAGSTER, cli_env
+
+pytestmark = pytest.mark.slow  # a backfill through the `dagster` CLI
 
 
 def test_job_backfill_lands_each_trading_day_of_the_range(local_server, tmp_path):

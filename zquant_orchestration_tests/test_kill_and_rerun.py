@@ -9,27 +9,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import dagster as dg
+import pytest
 from sqlalchemy import create_engine, text
 
+from .cli_helpers import DAGSTER, cli_env
 from .market_helpers import assert_same, materialize_reference, resources_for, truth_rows, warehouse_rows
+
+pytestmark = pytest.mark.slow  # two runs of the `dagster` CLI, the first killed mid-range
 
 FIRST, LAST = "2024-01-02", "2024-01-19"
 DAYS = 14  # SSE open days in that range; the quota of 8 calls a minute stops the first run at 8
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
-
-
-def cli_env(tmp_path: Path, server, warehouse_url: str, **extra) -> dict[str, str]:
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TUSHARE_", "ZQUANT_"))}
-    env.update(DAGSTER_HOME=str(home), ZQUANT_WAREHOUSE_URL=warehouse_url, TUSHARE_HTTP_URL=server.url, **extra)
-    return env
 
 
 def materialize_cli(env: dict[str, str]) -> subprocess.Popen:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,32 +13,12 @@ import pytest
 
 from zquant_orchestration.lib.tushare.catalog import CATALOG_PATH
 from zquant_orchestration.lib.tushare_server.finance import FinanceBook
-from zquant_orchestration.reference_data import STOCK_LIST
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "zquant_orchestration" / "lib" / "tushare_server" / "data"
-AS_OF = "20260601"  # after every real fixture row (the last is announced 20260430)
+from .finance_book_helpers import AS_OF, DATA_DIR, DELISTED, build_stocks, digest
+
 SCHEMA = json.loads(CATALOG_PATH.read_text())
 STATEMENTS = ("income", "balancesheet", "cashflow", "fina_indicator")
-DELISTED = {"600002.SH": ("20050315", "20120706"), "000003.SZ": ("20100104", "20200415")}
 REAL_STOCKS = ("000977.SZ", "002050.SZ", "002472.SZ", "601899.SH")
-
-
-def build_stocks() -> pd.DataFrame:
-    """The real stock list plus two made-up delisted stocks."""
-    real = pd.read_csv(STOCK_LIST, dtype=str, keep_default_na=False)
-    real = real[["ts_code", "list_date", "delist_date", "list_status"]].replace({"": None})
-    assert not real.ts_code.isin(list(DELISTED)).any()
-    made_up = pd.DataFrame([{"ts_code": code, "list_date": listed, "delist_date": gone, "list_status": "D"}
-                            for code, (listed, gone) in DELISTED.items()])
-    return pd.concat([real, made_up], ignore_index=True)
-
-
-def digest(book: FinanceBook) -> str:
-    """A fingerprint of a few answers, to compare across processes."""
-    frames = [book.query("income_vip", {"period": "20231231"}),
-              book.query("fina_indicator", {"ts_code": "600519.SH"}),
-              book.query("disclosure_date", {"end_date": "20251231"})]
-    return hashlib.sha256("".join(f.to_csv(index=False) for f in frames).encode()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +74,7 @@ def test_same_inputs_give_identical_frames(stocks, book):
 
 def test_identical_in_another_process(book):
     """No dependence on Python's per-process string hash or on call history."""
-    code = ("from zquant_orchestration_tests.test_local_finance_data import *; "
+    code = ("from zquant_orchestration_tests.finance_book_helpers import *; "
             f"print(digest(FinanceBook(build_stocks(), DATA_DIR, as_of={AS_OF!r})))")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], cwd=DATA_DIR.parents[3], env=env,

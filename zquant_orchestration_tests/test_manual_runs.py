@@ -13,6 +13,7 @@ import pytest
 from zquant_orchestration.defs.market.assets import daily_bars
 from zquant_orchestration.lib.warehouse import Warehouse
 
+from .cli_helpers import DAGSTER, cli_env
 from .market_helpers import (
     MARKET_ASSETS,
     ChangedReplies,
@@ -25,7 +26,6 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
-from .test_kill_and_rerun import DAGSTER, cli_env
 
 FIRST, LAST = "2024-03-04", "2024-03-08"
 TABLES = ("daily_bars", "adj_factor", "daily_basic")
@@ -69,6 +69,7 @@ def landed(tmp_path, local_server):
         yield server, url, resources, instance
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_rerun_skips_landed_days_and_force_refresh_refetches_them(landed):
     server, url, resources, instance = landed
     spoil(url, ["000001.SZ"])
@@ -89,6 +90,7 @@ def test_a_rerun_skips_landed_days_and_force_refresh_refetches_them(landed):
         assert_same(warehouse_rows(url, table), truth_rows(server, table, FIRST, "2024-03-11"))
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_stock_subset_refetches_only_those_stocks_one_call_each(landed):
     server, url, resources, instance = landed
     spoil(url, ["000001.SZ", "600519.SH", "000002.SZ"])
@@ -124,6 +126,7 @@ def test_a_stock_subset_over_days_not_landed_fails_and_writes_nothing(landed):
     assert held == {"2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"}, "nothing was written"
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_stock_subset_whose_reply_lacks_a_value_writes_nothing(landed, dataset, monkeypatch):
     """A repair whose reply leaves close empty would overwrite a good bar with NULL: the run
     fails on every attempt, naming the stock and the column, and the landed rows stay."""
@@ -140,6 +143,7 @@ def test_a_stock_subset_whose_reply_lacks_a_value_writes_nothing(landed, dataset
     assert_same(warehouse_rows(url, "daily_bars"), before)
 
 
+@pytest.mark.slow  # the `dagster` CLI in a process of its own
 @pytest.mark.parametrize("options, message", [
     ({"stocks": ["600519.SH", "60051.SH"]},
      "root:ops:daily_bars:config:stocks[1] not in enum type StockCode got 60051.SH"),

@@ -41,7 +41,7 @@ def test_partitions_are_sse_open_days_only():
     assert len(trading_days.get_partition_keys_in_range(dg.PartitionKeyRange("2024-01-02", "2024-01-31"))) == 22
 
 
-@pytest.mark.parametrize("make_url", warehouse_urls())
+@pytest.mark.parametrize("make_url", warehouse_urls(postgres_marks=pytest.mark.slow))
 def test_reference_data_and_a_range_land_exactly_the_servers_rows(local_server, tmp_path, make_url):
     url = make_url(tmp_path)
     server = local_server(faults=FaultPlan(rate=0.2, seed=11, kinds=("http_5xx", "truncated_json", "error_code")))

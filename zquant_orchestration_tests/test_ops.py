@@ -97,6 +97,7 @@ def test_run_stats_count_runs_and_asset_outcomes_per_job_and_asset(home, capsys)
     assert assets["signal"]["avg_seconds"] == round(sum(s.end_time - s.start_time for s in steps) / 2, 3)
 
 
+@pytest.mark.slow  # the command in a process of its own; the fast tier calls its main() in process
 def test_run_stats_table_and_filters_from_the_command_line(home):
     _run("pipeline")
     _run("pipeline", fail=True)
@@ -231,6 +232,7 @@ def test_a_run_that_cannot_reach_the_warehouse_fails_without_its_password(home):
     assert "S3cret" not in "\n".join(events) + failure.to_string()
 
 
+@pytest.mark.slow  # waits out the instance's connection retries to a port nobody listens on
 def test_health_names_an_unreachable_postgres_instance(healthy, capsys, home, monkeypatch):
     (home / "dagster.yaml").write_text((DEPLOY / "postgres" / "dagster.yaml").read_text())
     for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(free_port()),
@@ -245,6 +247,7 @@ def test_health_names_an_unreachable_postgres_instance(healthy, capsys, home, mo
     assert code == 1 and "DAGSTER_PG_PASSWORD" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow  # the command in a process of its own; the fast tier calls its main() in process
 def test_health_from_the_command_line_exits_non_zero_with_one_line(healthy, tmp_path):
     import os
 

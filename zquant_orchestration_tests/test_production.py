@@ -34,6 +34,8 @@ from zquant_orchestration.ops.graphql_api import launch_partition_backfill, run_
 
 from .deployment import REPO, postgres_scalar, require_program, start_daemon, start_deployment, start_proxy
 
+pytestmark = pytest.mark.slow  # the production deployment: Postgres, the daemon, nginx and Chromium
+
 USER, PASSWORD = "alice", "correct-horse-battery"
 PARALLEL_DAYS = ["2024-01-03", "2024-01-04", "2024-01-05"]
 STEP_STATS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { stepStats { stepKey startTime endTime } } } }"

@@ -15,7 +15,7 @@ import pytest
 
 from zquant_orchestration.lib.tushare.rate_limit import STALE_WINDOWS, SharedCallLog, limiter_for
 
-from .conftest import max_calls_in_window
+from .tushare_helpers import max_calls_in_window
 
 LIMIT, WINDOW = 3, 1.0
 

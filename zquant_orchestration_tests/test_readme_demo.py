@@ -26,6 +26,8 @@ from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from sqlalchemy import create_engine, text
 
+pytestmark = pytest.mark.slow  # the README demo in a `dagster dev` of its own
+
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS_QUERY = """{ assetNodes(assetKeys: [{path: ["daily_bars"]}]) {
   partitionKeysByDimension { partitionKeys }

@@ -119,6 +119,7 @@ def test_each_kind_of_mistake_is_one_line_naming_file_task_and_field(tmp_path, t
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow  # the `dagster` CLI in a process of its own
 def test_a_bad_task_file_stops_the_code_location_from_loading(tmp_path):
     path = task_file(tmp_path, "tasks:\n  a:\n    script: ok.py\n    cron: 'every day'\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TUSHARE_", "ZQUANT_"))}
@@ -178,6 +179,7 @@ def test_a_task_runs_its_script_through_pipes_with_logs_and_metadata(breadth):
     assert f"2024-03-05: {up} up, {down} down of {total} stocks" in messages
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_failing_script_fails_its_partition_with_the_scripts_error(breadth):
     task, _, resources, instance = breadth
     result = dg.materialize([task], resources=resources, instance=instance, partition_key="2024-03-07",
@@ -191,6 +193,7 @@ def test_a_failing_script_fails_its_partition_with_the_scripts_error(breadth):
                                     "daily_bars for it first" in e for e in errors), errors
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_a_task_runs_again_when_its_upstream_partition_changes(breadth):
     task, _, resources, instance = breadth
     defs = dg.Definitions(assets=[task, dg.AssetSpec("daily_bars", partitions_def=trading_days)], resources=resources)

@@ -9,10 +9,13 @@ import subprocess
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from .conftest import max_calls_in_window
+from .cli_helpers import DAGSTER, cli_env
 from .market_helpers import assert_same, materialize_reference, resources_for, truth_rows, warehouse_rows
-from .test_kill_and_rerun import DAGSTER, cli_env
+from .tushare_helpers import max_calls_in_window
+
+pytestmark = pytest.mark.slow  # overlapping `dagster` CLI runs sharing one quota
 
 REPO = Path(__file__).resolve().parents[1]
 QUOTA, WINDOW = 4, 4.0  # Tushare's 60 s window, scaled down so the test takes seconds

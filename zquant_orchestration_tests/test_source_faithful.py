@@ -36,7 +36,7 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
-from .test_tushare_resource import resource_for
+from .tushare_helpers import resource_for
 
 SERVER = str(Path(sys.executable).with_name("zquant-tushare-server"))
 LONG_HISTORY = "600519.SH"  # 106 versions of each statement since 2001: more than one 100-row page
@@ -228,6 +228,7 @@ def test_a_reply_missing_a_requested_column_is_retried_then_fails_naming_the_api
     assert len(server.requests) == 3
 
 
+@pytest.mark.slow  # one of the longest in-process tests
 def test_replies_missing_a_column_a_third_of_the_time_still_land_every_value(tmp_path, local_server, dataset):
     server = local_server(faults=FaultPlan(rate=0.3, seed=17, kinds=("missing_column",)))
     url = sqlite_url(tmp_path)
@@ -260,6 +261,7 @@ def test_an_extra_column_in_every_reply_is_dropped_and_the_rows_land_correct(tmp
                                   finance_normalized(dataset.query("income", {"ts_code": LONG_HISTORY}), "income"))
 
 
+@pytest.mark.slow  # the server's command in a process of its own
 def test_the_cli_takes_the_data_fault_kinds_and_names_an_unknown_one(tmp_path):
     refused = subprocess.run([SERVER, "--port", "0", "--fault-kinds", "empty,lost_rows"], capture_output=True,
                              text=True, timeout=120)

@@ -28,6 +28,8 @@ from zquant_orchestration.ops.graphql_api import run_history
 
 from .deployment import free_port
 
+pytestmark = pytest.mark.slow  # the task file's automations in a `dagster dev` of its own
+
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 MODULE = "zquant_orchestration.definitions"

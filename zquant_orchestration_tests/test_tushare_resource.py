@@ -7,11 +7,9 @@ import logging
 import math
 import threading
 
-import dagster as dg
 import pandas as pd
 import pytest
 
-from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.lib.tushare import (
     TushareAuthError,
     TushareEmptyReplyError,
@@ -21,16 +19,7 @@ from zquant_orchestration.lib.tushare import (
 )
 from zquant_orchestration.lib.tushare_server import FAULT_KINDS, LOCAL_TOKEN, FaultPlan
 
-from .conftest import max_calls_in_window
-
-
-def resource_for(server, **overrides) -> TushareResource:
-    options = dict(token=LOCAL_TOKEN, http_url=server.url, timeout_seconds=1.0, backoff_seconds=0.01,
-                   backoff_max_seconds=0.05, max_attempts=10)
-    options.update(overrides)
-    resource = TushareResource(**options)
-    resource.setup_for_execution(dg.build_init_resource_context())
-    return resource
+from .tushare_helpers import max_calls_in_window, resource_for
 
 
 def same_rows(got: pd.DataFrame, truth: pd.DataFrame, keys: list[str]) -> None:
@@ -168,7 +157,7 @@ def test_the_token_never_reaches_logs_stats_or_errors(local_server, caplog):
 
 
 def test_twenty_days_of_full_market_daily_under_faults_and_quota_equal_the_truth(local_server):
-    """Issue #2's acceptance: 30% faults, a 300/min quota, 20 trading days of `daily`."""
+    """The acceptance run of the client: 30% faults, a 300/min quota, 20 trading days of `daily`."""
     server = local_server(calls_per_minute=300, faults=FaultPlan(rate=0.3, seed=2030, slow_seconds=1.5))
     resource = resource_for(server, calls_per_minute=300)
     days = [d for d in server.dataset.market.open_days if "20240102" <= d <= "20240129"]
@@ -200,7 +189,7 @@ def test_the_real_tushare_client_reads_our_server(local_server):
 
 def test_replies_decode_as_before_including_nan_and_garbage_is_named():
     # A Python server's json.dumps writes NaN for a missing float: that is not strict JSON,
-    # but it decoded before the client used orjson, so it must decode now (as NaN).
+    # but Python's json module reads it, so the client decodes it too (as NaN).
     body = b'{"request_id": "", "code": 0, "msg": "", "data": {"fields": ["ts_code", "pe"], ' \
            b'"items": [["000001.SZ", NaN], ["600519.SH", 28.5], ["\xe5\xb9\xb3\xe5\xae\x89", null]]}}'
     reply = protocol.decode_reply(body)
