@@ -32,7 +32,7 @@ def _backfill_and_wait(env: dict, tmp_path) -> None:
     launched = subprocess.run(
         [DAGSTER, "job", "backfill", "-m", "zquant_orchestration.definitions", "-j", "market_data_job",
          "--from", "2024-02-08", "--to", "2024-02-19", "--noprompt"],
-        env=env, capture_output=True, text=True, timeout=120)
+        env=env, capture_output=True, text=True, timeout=300)  # a guard against a hang, not a timing
     assert launched.returncode == 0, launched.stdout + launched.stderr
 
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
