@@ -103,7 +103,8 @@ def build_finance_asset(api: str, report_periods: dg.PartitionsDefinition | None
         periods = [parse_period(k) for k in keys]
         run_id = context.run.run_id
         subset = codes(config.stocks) or finance.universe
-        stocks = select_stocks(wh, subset, periods[0], periods[-1], explicit=bool(config.stocks))
+        known = wh.read("stock_basic")
+        stocks = select_stocks(known, subset, periods[0], periods[-1], explicit=bool(config.stocks))
         mark = tushare.stats_mark()
         wh.discard_staged(api, _runs_in_progress(context.instance))
         landed, failed = set(), {}
@@ -111,7 +112,7 @@ def build_finance_asset(api: str, report_periods: dg.PartitionsDefinition | None
             if finance.mode == "vip":
                 landed = _sync_by_period(context, tushare, wh, api, keys, set(subset), finance.current_day())
             else:
-                must_report = stocks_that_must_report(wh, stocks, periods, finance.current_day())
+                must_report = stocks_that_must_report(known, stocks, periods, finance.current_day())
                 landed, failed = _sync_by_stock(context, tushare, wh, api, keys, stocks, must_report)
         finally:
             # Whatever was staged is correct: land it even when a permanent error stops the run.
@@ -162,10 +163,10 @@ def build_finance_asset(api: str, report_periods: dg.PartitionsDefinition | None
     return finance_asset
 
 
-def select_stocks(wh: Warehouse, wanted: list[str], first: date, last: date, explicit: bool) -> list[str]:
-    """The stocks to call: ``wanted`` (checked against stock_basic) or every stock that could have
-    reports for [first, last]: not delisted before ``first`` ends, listed by three years after ``last``."""
-    known = wh.read("stock_basic")
+def select_stocks(known: pd.DataFrame, wanted: list[str], first: date, last: date, explicit: bool) -> list[str]:
+    """The stocks to call: ``wanted`` (checked against ``known``, the stock_basic table) or every
+    stock that could have reports for [first, last]: not delisted before ``first`` ends, listed
+    by three years after ``last``."""
     if known.empty:
         raise dg.Failure(description="stock_basic is empty: materialize stock_basic first "
                                      "(dagster asset materialize --select stock_basic)", allow_retries=False)
@@ -184,21 +185,20 @@ def select_stocks(wh: Warehouse, wanted: list[str], first: date, last: date, exp
     return sorted(known[listed & alive].ts_code)
 
 
-def stocks_that_must_report(wh: Warehouse, stocks: list[str], periods: list[date], today: date) -> set[str]:
+def stocks_that_must_report(known: pd.DataFrame, stocks: list[str], periods: list[date], today: date) -> set[str]:
     """The stocks whose reply cannot rightly be empty: listed by the end of one of ``periods``
     whose filing deadline has passed, and still listed at that deadline. Every listed company
     files each report, so an empty reply for one of them is a faulty source, not "no reports";
-    taken at its word, it would leave the stock's history silently missing."""
-    known = wh.read("stock_basic")
+    taken at its word, it would leave the stock's history silently missing. ``known`` is the
+    stock_basic table."""
     known = known[known.ts_code.isin(stocks)]
+    listed_on = pd.to_datetime(known.list_date)  # NaT where unknown: never "listed by"
+    delisted_on = pd.to_datetime(known.delist_date)
     must = pd.Series(False, index=known.index)
     for period in periods:
         due = deadline(period)
-        if today <= due:
-            continue
-        listed = known.list_date.map(lambda d, p=period: pd.notna(d) and d <= p)
-        alive = known.delist_date.map(lambda d, due=due: pd.isna(d) or d > due)
-        must |= listed & alive
+        if today > due:
+            must |= (listed_on <= pd.Timestamp(period)) & (delisted_on.isna() | (delisted_on > pd.Timestamp(due)))
     return set(known[must].ts_code)
 
 
