@@ -20,6 +20,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zquant_orchestration.lib.dates import to_date
+
 DEFAULT_DATA_DIR = ".zquant"
 DEFAULT_FINANCE_START = "2010-01-01"
 
@@ -65,7 +67,7 @@ class Settings(BaseSettings):
     warehouse_url: SecretStr | None = Field(None, validation_alias="ZQUANT_WAREHOUSE_URL")
     data_dir: str = Field(DEFAULT_DATA_DIR, validation_alias="ZQUANT_DATA_DIR")
     finance_mode: Literal["per_stock", "vip"] = Field("per_stock", validation_alias="ZQUANT_FINANCE_MODE")
-    finance_start: date = Field(date.fromisoformat(DEFAULT_FINANCE_START), validation_alias="ZQUANT_FINANCE_START")
+    finance_start: date = Field(to_date(DEFAULT_FINANCE_START), validation_alias="ZQUANT_FINANCE_START")
     finance_universe: str = Field("", validation_alias="ZQUANT_FINANCE_UNIVERSE")
     finance_max_attempts: int = Field(3, ge=1, validation_alias="ZQUANT_FINANCE_MAX_ATTEMPTS")
     market_cron: str = Field("30 18 * * 1-5", validation_alias="ZQUANT_MARKET_CRON")
@@ -100,14 +102,14 @@ class Settings(BaseSettings):
     @classmethod
     def _start(cls, value):
         if value is None or (isinstance(value, str) and not value.strip()):
-            return date.fromisoformat(DEFAULT_FINANCE_START)
-        return parse_day(value) if isinstance(value, str) else value
+            return to_date(DEFAULT_FINANCE_START)
+        return to_date(value) if isinstance(value, str) else value
 
     @field_validator("today", mode="before")
     @classmethod
     def _iso_day(cls, value):
         if isinstance(value, str) and value.strip():
-            return date.fromisoformat(value.strip())
+            return to_date(value)
         return None if isinstance(value, str) else value
 
     @field_validator("tushare_calls_per_minute", "finance_max_attempts", "automation_interval_seconds",
@@ -142,14 +144,6 @@ class Settings(BaseSettings):
         if self.warehouse_url is not None:
             return self.warehouse_url.get_secret_value()
         return f"sqlite:///{Path(self.data_dir).resolve() / 'warehouse.sqlite'}"
-
-
-def parse_day(raw: str) -> date:
-    """YYYY-MM-DD, or YYYYMMDD as Tushare writes days."""
-    raw = raw.strip()
-    if "-" in raw:
-        return date.fromisoformat(raw)
-    return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
 
 
 def variables() -> list[str]:

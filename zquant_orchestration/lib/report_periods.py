@@ -8,23 +8,24 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from zquant_orchestration.lib.dates import compact, to_date
+
 QUARTER_ENDS = ((3, 31), (6, 30), (9, 30), (12, 31))
 
 
 def parse_period(text: str) -> date:
     """'20240930' (or '2024-09-30') -> date, which must be a quarter end."""
-    raw = str(text).replace("-", "")
     try:
-        day = date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
-    except (ValueError, IndexError):
+        day = to_date(text)
+    except ValueError:
         raise ValueError(f"report period must be YYYYMMDD, got {text!r}") from None
-    if len(raw) != 8 or (day.month, day.day) not in QUARTER_ENDS:
+    if (day.month, day.day) not in QUARTER_ENDS:
         raise ValueError(f"report period must be a quarter end (0331, 0630, 0930, 1231), got {text!r}")
     return day
 
 
 def period_key(day: date) -> str:
-    return day.strftime("%Y%m%d")
+    return compact(day)
 
 
 def quarter_end_on_or_after(day: date) -> date:

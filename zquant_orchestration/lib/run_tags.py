@@ -5,6 +5,8 @@ from datetime import date
 
 import dagster as dg
 
+from zquant_orchestration.lib.dates import to_date
+
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 PARTITION = "dagster/partition"
 # A run in any of these may still write: never request the same work beside it.
@@ -16,6 +18,6 @@ def run_day_range(tags: Mapping[str, str], last_day: Callable[[], str]) -> tuple
     """The days (YYYY-MM-DD keys) a run covers, from the tags Dagster puts on partitioned runs;
     a run without them covers ``last_day()``."""
     if RANGE_START in tags:
-        return date.fromisoformat(tags[RANGE_START]), date.fromisoformat(tags[RANGE_END])
-    day = date.fromisoformat(tags[PARTITION] if PARTITION in tags else last_day())
+        return to_date(tags[RANGE_START]), to_date(tags[RANGE_END])
+    day = to_date(tags[PARTITION] if PARTITION in tags else last_day())
     return day, day

@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import inspect
 
 from ..reference_data import SSE_CALENDAR
+from .dates import to_date
 from .redact import first_line, redact_url
 from .warehouse import Warehouse
 
@@ -48,7 +49,7 @@ def load_calendar(warehouse_url: str | None) -> TradingCalendar:
 
 def _shipped() -> dict[date, bool]:
     cal = pd.read_csv(SHIPPED_CALENDAR, dtype={"cal_date": str})
-    return {date(int(d[:4]), int(d[4:6]), int(d[6:])): bool(o) for d, o in zip(cal.cal_date, cal.is_open, strict=True)}
+    return {to_date(d): bool(o) for d, o in zip(cal.cal_date, cal.is_open, strict=True)}
 
 
 def _from_warehouse(url: str, shipped_through: date) -> dict[date, bool]:

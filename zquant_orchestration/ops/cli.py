@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
+
+from zquant_orchestration.lib.dates import to_date
 
 
 def _since(text: str) -> datetime:
     try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        return datetime.combine(to_date(text), time(), tzinfo=UTC)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--since takes a date as YYYY-MM-DD, got {text!r}") from None
 

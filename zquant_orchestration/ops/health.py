@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from zquant_orchestration.lib import dates
 from zquant_orchestration.settings import get_settings
 
 # A daemon writes a heartbeat every 30 s; two minutes of silence means it is not running.
@@ -92,8 +93,8 @@ def check_tushare() -> Check:
     today = date.today()
     try:
         with resource.process_config_and_initialize_cm() as tushare:
-            frame = tushare.query("trade_cal", {"exchange": "SSE", "start_date": (today - timedelta(days=10))
-                                                .strftime("%Y%m%d"), "end_date": today.strftime("%Y%m%d")})
+            frame = tushare.query("trade_cal", {"exchange": "SSE", "end_date": dates.compact(today),
+                                                "start_date": dates.compact(today - timedelta(days=10))})
             used, limit = tushare.quota_usage("trade_cal")
             endpoint = tushare.endpoint
     except TushareError as exc:

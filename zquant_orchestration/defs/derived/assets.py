@@ -11,16 +11,15 @@ rows it would see on its own day; it refuses to run while any of them is missing
 """
 
 import functools
-from datetime import date
 
 import dagster as dg
 import pandas as pd
 
 from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
-from zquant_orchestration.lib import factors
+from zquant_orchestration.lib import dates, factors
 from zquant_orchestration.lib.adjust import backward_adjusted
-from zquant_orchestration.lib.warehouse import Warehouse, to_iso_date
+from zquant_orchestration.lib.warehouse import Warehouse
 
 # Days per read: bounds memory on a ten-year backfill (about 5,500 rows a day).
 CHUNK_DAYS = 20
@@ -33,10 +32,10 @@ def warehouse_pool(table: str) -> str:
 
 def _adjusted_days(wh: Warehouse, days: list[str]) -> pd.DataFrame:
     """hfq rows of ``days``, or a Failure naming what is missing, before anything is written."""
-    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    first, last = dates.span(days)
     bars = wh.read_days("daily_bars", first, last)
     factors = wh.read_days("adj_factor", first, last)
-    bars["day"] = bars.trade_date.map(to_iso_date)
+    bars["day"] = bars.trade_date.map(dates.iso)
     unlanded = sorted(set(days) - set(bars.day))
     if unlanded:
         raise dg.Failure(description=(
@@ -105,7 +104,7 @@ def build_derived_assets(trading_days: dg.TimeWindowPartitionsDefinition) -> tup
         all_days = trading_days.get_partition_keys()
         first_index = all_days.index(days[0])
         window = all_days[max(0, first_index - factors.LOOKBACK_DAYS):all_days.index(days[-1]) + 1]
-        first, last = date.fromisoformat(window[0]), date.fromisoformat(window[-1])
+        first, last = dates.span(window)
         for table in ("daily_hfq", "daily_basic"):
             missing = sorted(set(window) - wh.days_with_rows(table, first, last))
             if missing:
@@ -115,9 +114,9 @@ def build_derived_assets(trading_days: dg.TimeWindowPartitionsDefinition) -> tup
                     f"{', ...' if len(missing) > 5 else ''}): materialize {table} for them first"), allow_retries=False)
         hfq = wh.read_days("daily_hfq", first, last)[["ts_code", "trade_date", "close"]]
         basic = wh.read_days("daily_basic", first, last)
-        as_dates = [date.fromisoformat(d) for d in window]
+        as_dates = dates.to_dates(window)
         computed = factors.compute(hfq, basic, as_dates, as_dates[len(window) - len(days):])
-        computed["day"] = computed.trade_date.map(to_iso_date)
+        computed["day"] = computed.trade_date.map(dates.iso)
         rows = 0
         for day, frame in _by_day(computed, days):
             rows += wh.replace_rows("daily_factors", frame, {"trade_date": [day]})

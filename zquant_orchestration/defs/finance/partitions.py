@@ -17,15 +17,16 @@ from datetime import date
 
 import dagster as dg
 
+from zquant_orchestration.lib.dates import COMPACT_FORMAT, to_date
 from zquant_orchestration.lib.report_periods import period_key, quarter_end_on_or_after
-from zquant_orchestration.settings import get_settings, parse_day
+from zquant_orchestration.settings import get_settings
 
 
 def first_period(start: str | None = None) -> date:
     if not start:
         return quarter_end_on_or_after(get_settings().finance_start)
     try:
-        day = parse_day(start)
+        day = to_date(start)
     except ValueError:
         raise ValueError(f"ZQUANT_FINANCE_START must be a date like 2010-01-01, got {start!r}") from None
     return quarter_end_on_or_after(day)
@@ -34,7 +35,7 @@ def first_period(start: str | None = None) -> date:
 def build_report_period_partitions(start: date) -> dg.TimeWindowPartitionsDefinition:
     return dg.TimeWindowPartitionsDefinition(
         start=period_key(start),
-        fmt="%Y%m%d",
+        fmt=COMPACT_FORMAT,
         cron_schedule="0 0 L 3,6,9,12 *",  # L: the last day of the month
         timezone="Asia/Shanghai",
         end_offset=1,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
+from zquant_orchestration.lib.dates import to_date
 from zquant_orchestration.settings import get_settings
 
 MODES = ("per_stock", "vip")
@@ -34,7 +35,7 @@ class FinanceSettings(dg.ConfigurableResource):
 
     def current_day(self) -> date:
         if self.today:
-            return date.fromisoformat(self.today)
+            return to_date(self.today)
         return datetime.now(SHANGHAI).date()
 
 

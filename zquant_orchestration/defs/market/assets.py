@@ -13,7 +13,7 @@ definitions are built with (their calendar and stock list are read then, not at 
 
 import functools
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
@@ -22,6 +22,7 @@ from zquant_orchestration.defs.shared.stock_codes import codes, stock_code_enum
 from zquant_orchestration.defs.tushare.policy import STEP_RETRY, tushare_pool
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.lib import dates
 
 from .checks import CHECK_NAMES, step_checks
 from .config import market_run_config
@@ -67,7 +68,7 @@ def build_market_asset(table: MarketTable, trading_days: dg.PartitionsDefinition
         wh = warehouse.get()
         mark = tushare.stats_mark()
         days = context.partition_keys
-        start, end = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+        start, end = dates.span(days)
         if config.stocks:
             landed = refresh_stocks(context, table, tushare, wh, days, codes(config.stocks))
         else:

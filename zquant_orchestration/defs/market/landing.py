@@ -4,13 +4,13 @@ already landed."""
 
 import time
 from dataclasses import dataclass
-from datetime import date
 
 import dagster as dg
 import pandas as pd
 
 from zquant_orchestration.defs.tushare.policy import failing_fast_on_permanent_errors
 from zquant_orchestration.defs.tushare.resources import TushareResource
+from zquant_orchestration.lib import dates
 from zquant_orchestration.lib.prefetch import Prefetcher
 from zquant_orchestration.lib.tushare import TushareUnavailableError
 from zquant_orchestration.lib.warehouse import Warehouse
@@ -43,11 +43,10 @@ def land_days(context, table: MarketTable, tushare: TushareResource, wh: Warehou
     """The whole market, one call per day. A day's rows are all of its reply or none, so a
     day that holds rows has landed whole: unless forced, it is skipped, and a re-run of a
     range picks up where a failed or killed one stopped."""
-    held = set() if force_refresh else wh.days_with_rows(table.asset_name, date.fromisoformat(days[0]),
-                                                        date.fromisoformat(days[-1]))
+    held = set() if force_refresh else wh.days_with_rows(table.asset_name, *dates.span(days))
 
     def fetch(day: str) -> pd.DataFrame:
-        trade_date = day.replace("-", "")
+        trade_date = dates.compact(day)
         with failing_fast_on_permanent_errors():
             frame = tushare.query(table.api_name, {"trade_date": trade_date}, require_rows=True)
         validate_day(table.api_name, table.asset_name, frame, trade_date)
@@ -93,7 +92,7 @@ def refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: Wa
     """Some stocks over landed days: one call per stock for the whole range, then each day's
     rows of those stocks replaced in one transaction; other stocks' rows are not touched.
     Every reply is fetched and checked before anything is written."""
-    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    first, last = dates.span(days)
     held = wh.days_with_rows(table.asset_name, first, last)
     missing = [d for d in days if d not in held]
     if missing:
@@ -103,7 +102,7 @@ def refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: Wa
             "materialize those days without `stocks` first"), allow_retries=False)
     frames = []
     for code in stocks:
-        params = {"ts_code": code, "start_date": first.strftime("%Y%m%d"), "end_date": last.strftime("%Y%m%d")}
+        params = {"ts_code": code, "start_date": dates.compact(first), "end_date": dates.compact(last)}
         with failing_fast_on_permanent_errors():
             frame = tushare.query(table.api_name, params)
         validate_stock(table.api_name, table.asset_name, frame, code, days)
@@ -115,7 +114,7 @@ def refresh_stocks(context, table: MarketTable, tushare: TushareResource, wh: Wa
                 "some; nothing was written, re-run later")
         frames.append(frame)
     fetched = pd.concat(frames, ignore_index=True)
-    day_of_row = fetched.trade_date.astype(str).map(lambda d: f"{d[:4]}-{d[4:6]}-{d[6:]}")
+    day_of_row = dates.compact_to_iso(fetched.trade_date)
     rows = 0
     for day in days:
         rows += wh.replace_rows(table.asset_name, fetched[day_of_row == day],

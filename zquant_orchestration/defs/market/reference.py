@@ -20,7 +20,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from zquant_orchestration.lib.warehouse import Warehouse, to_iso_date
+from zquant_orchestration.lib.dates import iso_or_none
+from zquant_orchestration.lib.warehouse import Warehouse
 
 # L and D always hold thousands of stocks at Tushare. P (listing suspended) may rightly be
 # empty: since the 2020 delisting reform the exchanges no longer suspend a listing first.
@@ -67,10 +68,10 @@ def guard_calendar(context, wh: Warehouse, frames: dict[str, pd.DataFrame], allo
                 _refuse(f"trade_cal(exchange={exchange}) returned no days, and every exchange has a calendar; "
                         f"{_force_hint('trade_cal')}")
     held = wh.read("trade_cal")
-    held_days = set(zip(held.exchange, held.cal_date.map(to_iso_date), strict=True))
+    held_days = set(zip(held.exchange, held.cal_date.map(iso_or_none), strict=True))
     fetched = set()
     for frame in frames.values():
-        fetched.update(zip(frame.exchange, frame.cal_date.map(to_iso_date), strict=True))
+        fetched.update(zip(frame.exchange, frame.cal_date.map(iso_or_none), strict=True))
     dropped = [f"{exchange} {day}" for exchange, day in sorted(held_days - fetched)]
     return _removals(context, "trade_cal", "calendar days", dropped, len(held_days), allow_removals)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from zquant_orchestration.lib import dates
 from zquant_orchestration.lib.tushare import TushareUnavailableError
 from zquant_orchestration.lib.warehouse import TABLES
 
@@ -43,7 +44,7 @@ def validate_stock(api_name: str, table_name: str, frame: pd.DataFrame, code: st
     """One stock's reply over a run's days: every column, that stock and those days only, each day once, filled."""
     call, outcome = f"{api_name}(ts_code={code})", "nothing was written, re-run"
     _require_columns(call, table_name, frame, outcome)
-    wanted = {d.replace("-", "") for d in days}
+    wanted = {dates.compact(d) for d in days}
     other_stock = frame.ts_code != code
     other_day = ~frame.trade_date.astype(str).isin(wanted)
     duplicated = frame.trade_date.duplicated()

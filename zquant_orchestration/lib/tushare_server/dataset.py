@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from zquant_orchestration.lib.dates import compact
+
 from .market import DATA_DIR, Market
 from .universe import EXCHANGE_FIRST_DAY
 
@@ -33,7 +35,7 @@ def default_as_of() -> str:
     """Today in Shanghai once the day's data would be published (16:00), else yesterday."""
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
     day = now if now.hour >= 16 else now - timedelta(days=1)
-    return day.strftime("%Y%m%d")
+    return compact(day)
 
 
 class Dataset:

@@ -15,6 +15,8 @@ import pyarrow as pa
 from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy import Date, Float, SmallInteger, String
 
+from zquant_orchestration.lib.dates import iso_or_none, to_dates
+
 COPY_ENCODE_ROWS = 10_000
 
 
@@ -36,7 +38,7 @@ def _conform(frame: pd.DataFrame, table, table_name: str) -> pd.DataFrame:
         values = frame[column.name]
         if isinstance(column.type, Date):
             # A few distinct dates over many rows: convert each once.
-            values = values.map({v: to_iso_date(v) for v in values.dropna().unique()})
+            values = values.map({v: iso_or_none(v) for v in values.dropna().unique()})
         columns[column.name] = values
     conformed = pd.DataFrame(columns, index=frame.index)
     key = [c.name for c in table.primary_key.columns]
@@ -144,20 +146,9 @@ def _sqlite_values(array: np.ndarray) -> list:
 def _bind_values(column, values: Iterable) -> list:
     """Partition values as the column's Python type (SQLAlchemy binds dates as date objects)."""
     if isinstance(column.type, Date):
-        return [date.fromisoformat(to_iso_date(v)) for v in values]
+        return to_dates(values)
     return list(values)
 
 
 def _as_text(value) -> str:
     return value.isoformat() if isinstance(value, date) else value
-
-
-def to_iso_date(value) -> str | None:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
-        return None
-    if isinstance(value, date):
-        return value.isoformat()
-    text_value = str(value)
-    if len(text_value) == 8 and text_value.isdigit():
-        return f"{text_value[:4]}-{text_value[4:6]}-{text_value[6:]}"
-    return text_value[:10]

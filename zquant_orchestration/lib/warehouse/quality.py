@@ -6,6 +6,8 @@ from datetime import date
 
 from sqlalchemy import text
 
+from zquant_orchestration.lib.dates import to_date
+
 from .warehouse import Warehouse
 
 
@@ -39,7 +41,7 @@ def rows_against_universe(warehouse: Warehouse, table: str, start: date, end: da
                 AND (s.delist_date IS NULL OR s.delist_date > t.trade_date))
         FROM {table} t WHERE t.trade_date BETWEEN :start AND :end GROUP BY t.trade_date
         ORDER BY t.trade_date""", start, end)
-    return [(_as_date(r[0]), int(r[1]), int(r[2])) for r in rows]
+    return [(to_date(r[0]), int(r[1]), int(r[2])) for r in rows]
 
 
 def missing_coverage(warehouse: Warehouse, table: str, of_table: str, start: date, end: date) -> tuple[int, int]:
@@ -51,6 +53,3 @@ def missing_coverage(warehouse: Warehouse, table: str, of_table: str, start: dat
     total, missing = rows[0]
     return int(missing or 0), int(total or 0)
 
-
-def _as_date(value) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

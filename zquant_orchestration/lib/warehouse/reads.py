@@ -8,7 +8,9 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Date, Engine, bindparam, func, inspect, select, text
 
-from .encoding import _bind_values, to_iso_date
+from zquant_orchestration.lib.dates import iso_or_none, to_date, to_dates
+
+from .encoding import _bind_values
 from .statements import require_statement_table
 from .tables import TABLES
 
@@ -42,13 +44,13 @@ class Reads:
         self.ensure_schema()
         sql = f"SELECT * FROM {table_name}_pit WHERE known_from <= :as_of " \
               "AND (known_until IS NULL OR known_until > :as_of)"
-        binds = [bindparam("as_of", date.fromisoformat(to_iso_date(as_of)), type_=Date)]
+        binds = [bindparam("as_of", to_date(as_of), type_=Date)]
         if ts_codes is not None:
             sql += " AND ts_code IN :codes"
             binds.append(bindparam("codes", list(ts_codes), expanding=True))
         if periods is not None:
             sql += " AND end_date IN :periods"
-            binds.append(bindparam("periods", [date.fromisoformat(to_iso_date(p)) for p in periods],
+            binds.append(bindparam("periods", to_dates(periods),
                                    expanding=True, type_=Date))
         with self.engine.connect() as conn:
             result = conn.execute(text(sql + " ORDER BY ts_code, end_date").bindparams(*binds))
@@ -79,7 +81,7 @@ class Reads:
         if ts_code is not None:
             query = query.where(TABLES[table_name].c.ts_code == ts_code)
         with self.engine.connect() as conn:
-            return {to_iso_date(d) for d in conn.execute(query).scalars()}
+            return {iso_or_none(d) for d in conn.execute(query).scalars()}
 
     def ping(self) -> dict[str, str | None]:
         """Connect and read without writing (health checks): the latest landed trading day per
@@ -89,7 +91,7 @@ class Reads:
             latest = {}
             for name in ("daily_bars", "adj_factor", "daily_basic"):
                 column = TABLES[name].c.trade_date
-                latest[name] = (to_iso_date(conn.execute(select(func.max(column))).scalar())
+                latest[name] = (iso_or_none(conn.execute(select(func.max(column))).scalar())
                                 if name in present else None)
         return latest
 

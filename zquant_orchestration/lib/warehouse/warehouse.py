@@ -12,14 +12,13 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from ..redact import redact_url
-from .encoding import to_iso_date
 from .engine import WriterTurns, open_engine
 from .reads import Reads
 from .schema import SchemaUpkeep
 from .urls import default_url, normalize_url
 from .writes import Writes
 
-__all__ = ["Warehouse", "default_url", "normalize_url", "to_iso_date"]
+__all__ = ["Warehouse", "default_url", "normalize_url"]
 
 
 class Warehouse(Writes, Reads, SchemaUpkeep, WriterTurns):
