@@ -40,14 +40,16 @@ STEP_PRELOAD_MODULES = ["dagster", "dagster._core.storage.base_storage", "upath"
 # another freed until the first allocates again, and that is how a market step works: its
 # fetch thread decodes the day frames, its writing thread drops them once written. The C
 # library's allocator gives that memory back, as fast, so a step's peak stays lower
-# (docs/benchmarks.md). Set at import, so the forkserver that preloads this module sets it
-# before any step forks; ARROW_DEFAULT_MEMORY_POOL, where someone set it, still decides.
-if not get_settings().arrow_default_memory_pool:
-    pa.set_memory_pool(pa.system_memory_pool())
+# (docs/benchmarks.md). Chosen when the definitions are built, which every step does before
+# it runs; ARROW_DEFAULT_MEMORY_POOL, where someone set it, still decides.
+def _use_the_system_allocator() -> None:
+    if not get_settings().arrow_default_memory_pool:
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    _use_the_system_allocator()
     # The calendar and the stock list as they are now (the warehouse's, else the shipped ones):
     # a reload of the code location picks up new trading days and listings.
     trading_days = load_trading_days()

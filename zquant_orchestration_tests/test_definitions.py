@@ -59,12 +59,14 @@ def test_the_finance_sensor_is_on_by_default_only_with_a_token(monkeypatch):
 
 
 @pytest.mark.slow  # a Python process of its own that imports the definitions
-def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
+def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise(tmp_path):
     # Arrow's mimalloc keeps day frames freed by the writing thread, so a step's peak memory
     # grows with it (docs/benchmarks.md). Forked steps inherit the choice.
     # Arrow reads ARROW_DEFAULT_MEMORY_POOL when it starts, so this one takes new processes.
+    # A step builds the definitions before it runs, and that is where the choice is made.
     probe = ("import os, pyarrow as pa\n"
-             "import zquant_orchestration.definitions\n"
+             "from zquant_orchestration.definitions import defs\n"
+             "defs()\n"
              "pid = os.fork()\n"
              "if pid == 0:\n"
              "    print(pa.default_memory_pool().backend_name, flush=True)\n"
@@ -73,8 +75,8 @@ def test_steps_allocate_arrow_memory_with_the_c_library_unless_told_otherwise():
     clean = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
 
     def run(**env):
-        return subprocess.run([sys.executable, "-c", probe], env={**clean, **env}, capture_output=True, text=True,
-                              timeout=120).stdout.split()[-1]
+        return subprocess.run([sys.executable, "-c", probe], env={**clean, "ZQUANT_DATA_DIR": str(tmp_path), **env},
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120).stdout.split()[-1]
 
     assert run() == "system"
     assert run(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
