@@ -16,10 +16,10 @@ from zquant_orchestration.defs.finance.partitions import report_period_partition
 from zquant_orchestration.defs.finance.resources import finance_settings_from_env
 from zquant_orchestration.defs.finance.sensors import build_finance_disclosure_sensor
 from zquant_orchestration.defs.market.assets import build_market_assets
-from zquant_orchestration.defs.market.checks import MARKET_CHECKS
+from zquant_orchestration.defs.market.checks import MARKET_CHECKS, build_coverage_checks
 from zquant_orchestration.defs.market.config import market_run_config
 from zquant_orchestration.defs.market.jobs import daily_market_job, market_data_job, reference_data_job
-from zquant_orchestration.defs.market.reference_assets import stock_basic, trade_cal
+from zquant_orchestration.defs.market.reference_assets import build_reference_assets, stock_basic, trade_cal
 from zquant_orchestration.defs.market.schedules import build_schedules
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 from zquant_orchestration.defs.notifications.sensors import run_notification_sensor
@@ -54,7 +54,10 @@ def defs() -> dg.Definitions:
     # a reload of the code location picks up new trading days and listings.
     trading_days = load_trading_days()
     stock_code = load_stock_code_enum()
-    core_assets = [trade_cal, stock_basic, *build_market_assets(trading_days, market_run_config(stock_code)),
+    # The optional datasets ZQUANT_DATASETS enables (lib/datasets): assets, checks and schedules.
+    enabled = get_settings().datasets
+    core_assets = [trade_cal, stock_basic, *build_reference_assets(enabled),
+                   *build_market_assets(trading_days, market_run_config(stock_code), enabled),
                    *build_derived_assets(trading_days),
                    *build_finance_assets(report_period_partitions(), stock_code)]
     # Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml), each with its own sensor
@@ -62,7 +65,7 @@ def defs() -> dg.Definitions:
     script_tasks = load_script_tasks(core_assets, trading_days)
     return dg.Definitions(
         assets=[*core_assets, *script_tasks.assets],
-        asset_checks=MARKET_CHECKS,
+        asset_checks=[*MARKET_CHECKS, *build_coverage_checks(enabled)],
         jobs=[reference_data_job, market_data_job, daily_market_job, finance_job],
         schedules=list(build_schedules()),
         sensors=[market_gap_sensor, build_finance_disclosure_sensor(), run_notification_sensor,

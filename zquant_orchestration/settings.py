@@ -13,13 +13,15 @@ it, so this module stays the only reader of ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from zquant_orchestration.lib.datasets import DEFAULT_ENABLED, DEFAULT_INDEX_CODES, OPTIONAL
 from zquant_orchestration.lib.dates import to_date
 
 DEFAULT_DATA_DIR = ".zquant"
@@ -39,6 +41,8 @@ ACCEPTS = {
     "ZQUANT_TODAY": "a date like 2024-01-31 (YYYY-MM-DD)",
     "ZQUANT_WEBHOOK_MAX_MESSAGES": WHOLE_ABOVE_0,
     "DAGSTER_PG_PORT": "a port number (1 to 65535)",
+    "ZQUANT_DATASETS": "'all', 'none' or dataset names separated by commas, of: " + ", ".join(OPTIONAL),
+    "ZQUANT_INDEX_CODES": "index ts_codes separated by commas, e.g. 000300.SH,399006.SZ",
 }
 # Values never repeated in an error: they may be secrets.
 SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "DAGSTER_PG_PASSWORD"})
@@ -70,6 +74,9 @@ class Settings(BaseSettings):
     finance_start: date = Field(to_date(DEFAULT_FINANCE_START), validation_alias="ZQUANT_FINANCE_START")
     finance_universe: str = Field("", validation_alias="ZQUANT_FINANCE_UNIVERSE")
     finance_max_attempts: int = Field(3, ge=1, validation_alias="ZQUANT_FINANCE_MAX_ATTEMPTS")
+    datasets: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_ENABLED, validation_alias="ZQUANT_DATASETS")
+    index_codes: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_INDEX_CODES,
+                                                              validation_alias="ZQUANT_INDEX_CODES")
     market_cron: str = Field("30 18 * * 1-5", validation_alias="ZQUANT_MARKET_CRON")
     reference_cron: str = Field("0 8 * * *", validation_alias="ZQUANT_REFERENCE_CRON")
     automation_interval_seconds: int = Field(30, ge=1, validation_alias="ZQUANT_AUTOMATION_INTERVAL_SECONDS")
@@ -97,6 +104,32 @@ class Settings(BaseSettings):
     @classmethod
     def _mode(cls, value):
         return (value.strip() or "per_stock") if isinstance(value, str) else value
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _datasets(cls, value):
+        if not isinstance(value, str):
+            return value
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if not names:
+            return DEFAULT_ENABLED
+        if names == ["all"]:
+            return OPTIONAL
+        if names == ["none"]:
+            return ()
+        if any(n not in OPTIONAL for n in names):
+            raise ValueError("unknown dataset")
+        return tuple(n for n in OPTIONAL if n in names)
+
+    @field_validator("index_codes", mode="before")
+    @classmethod
+    def _index_codes(cls, value):
+        if not isinstance(value, str):
+            return value
+        codes = tuple(c.strip().upper() for c in value.split(",") if c.strip())
+        if any(not re.fullmatch(r"\d{6}\.(SH|SZ|CSI|BJ|SI|MI|CIC|OTH)", c) for c in codes):
+            raise ValueError("not an index code")
+        return codes or DEFAULT_INDEX_CODES
 
     @field_validator("finance_start", mode="before")
     @classmethod

@@ -61,6 +61,13 @@ def _own_quota_logs(tmp_path, monkeypatch):
     monkeypatch.setenv("ZQUANT_QUOTA_DIR", str(tmp_path / "tushare_quota"))
 
 
+@pytest.fixture(autouse=True)
+def _core_datasets_only(monkeypatch):
+    """Tests of the foundation run it alone, as their assertions describe it; the tests of the
+    catalog's datasets (test_datasets*.py) choose ZQUANT_DATASETS themselves."""
+    monkeypatch.setenv("ZQUANT_DATASETS", "none")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _drop_postgres_test_databases():
     from .dialects import drop_test_databases

@@ -40,6 +40,13 @@ def test_only_the_settings_module_reads_the_environment():
     ("ZQUANT_GAP_LOOKBACK_DAYS", "-3", "ZQUANT_GAP_LOOKBACK_DAYS must be a whole number above 0, got '-3'"),
     ("ZQUANT_TODAY", "2024/01/05", "ZQUANT_TODAY must be a date like 2024-01-31 (YYYY-MM-DD), got '2024/01/05'"),
     ("DAGSTER_PG_PORT", "pg", "DAGSTER_PG_PORT must be a port number (1 to 65535), got 'pg'"),
+    ("ZQUANT_DATASETS", "stk_limit,moneyflows",
+     "ZQUANT_DATASETS must be 'all', 'none' or dataset names separated by commas, of: stk_limit, suspend_d, "
+     "moneyflow, top_list, margin_detail, stk_factor_pro, index_dailybasic, dividend, namechange, index_basic, "
+     "index_daily, index_weight, got 'stk_limit,moneyflows'"),
+    ("ZQUANT_INDEX_CODES", "000300.SH,CSI300",
+     "ZQUANT_INDEX_CODES must be index ts_codes separated by commas, e.g. 000300.SH,399006.SZ, got "
+     "'000300.SH,CSI300'"),
 ])
 def test_a_bad_value_is_one_line_naming_the_variable_and_what_it_takes(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)

@@ -8,18 +8,21 @@ import dagster as dg
 
 from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.lib.datasets import DATASETS, DatasetSpec
 from zquant_orchestration.lib.run_tags import run_day_range
 from zquant_orchestration.lib.warehouse import quality
 
-CHECK_NAMES = {"daily_bars": ["no_duplicate_keys", "ohlc_sane"],
-               "adj_factor": ["no_duplicate_keys"], "daily_basic": ["no_duplicate_keys"]}
+
+def check_names(spec: DatasetSpec) -> list[str]:
+    """The checks a dataset's step runs on the rows it landed."""
+    return ["no_duplicate_keys", "ohlc_sane"] if spec.name == "daily_bars" else ["no_duplicate_keys"]
 
 
-def step_checks(asset_name: str, wh, start: date, end: date) -> list[dg.AssetCheckResult]:
+def step_checks(spec: DatasetSpec, wh, start: date, end: date) -> list[dg.AssetCheckResult]:
     results = []
-    for name in CHECK_NAMES[asset_name]:
+    for name in check_names(spec):
         if name == "no_duplicate_keys":
-            dups = quality.duplicate_keys(wh, asset_name, start, end)
+            dups = quality.duplicate_keys(wh, spec.name, start, end, spec.keys, spec.date_column)
             results.append(dg.AssetCheckResult(check_name=name, passed=dups == 0,
                                                metadata={"duplicate_keys": dups}))
         elif name == "ohlc_sane":
@@ -27,6 +30,25 @@ def step_checks(asset_name: str, wh, start: date, end: date) -> list[dg.AssetChe
             results.append(dg.AssetCheckResult(check_name=name, passed=bad == 0,
                                                metadata={"rows_violating_low_open_close_high": bad}))
     return results
+
+
+def build_coverage_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
+    """A dataset that has a row for (nearly) every daily bar: the share of the run's bars
+    without one, against the declaration's ``covers_daily_bars``. A warning: new listings,
+    for one, have no price limit on their first days."""
+
+    @dg.asset_check(asset=spec.name, name="covers_daily_bars", additional_deps=["daily_bars"], description=(
+        f"At least {spec.covers_daily_bars:.0%} of the run's daily bars have a {spec.name} row."))
+    def covers_daily_bars(context: dg.AssetCheckExecutionContext,
+                          warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        start, end = _run_days(context)
+        missing, total = quality.missing_coverage(warehouse.get(), spec.name, "daily_bars", start, end)
+        covered = 1 - missing / total if total else 1.0
+        return dg.AssetCheckResult(passed=covered >= spec.covers_daily_bars, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"from": str(start), "to": str(end), "daily_bars_rows": total,
+                                             f"bars_without_{spec.name}": missing, "covered": round(covered, 4)})
+
+    return covers_daily_bars
 
 
 @dg.asset_check(asset="adj_factor", additional_deps=["daily_bars"], description=(
@@ -65,3 +87,8 @@ MARKET_CHECKS = [adj_factor_covers_daily_bars, daily_bars_match_listed_universe]
 
 def _run_days(context: dg.AssetCheckExecutionContext) -> tuple[date, date]:
     return run_day_range(context.run.tags, lambda: trading_day_partitions().get_last_partition_key())
+
+
+def build_coverage_checks(enabled) -> list[dg.AssetChecksDefinition]:
+    """The coverage checks of the enabled datasets that declare one."""
+    return [build_coverage_check(DATASETS[n]) for n in enabled if DATASETS[n].covers_daily_bars]

@@ -1,29 +1,29 @@
 """Jobs over the market assets, for the CLI (`dagster job backfill`), the UI, the schedules and
-the gap sensor. The trading-day assets are named by key: they are built with the definitions
-(their calendar is read then), and ``daily_hfq`` is the derived package's."""
+the gap sensor. The trading-day assets are selected by group: they are built with the
+definitions (their calendar and the enabled datasets are read then), and ``daily_hfq`` is
+the derived package's, named by key."""
 
 import dagster as dg
 
 from .checks import MARKET_CHECKS
-from .reference_assets import stock_basic, trade_cal
+from .reference_assets import stock_basic
 
-TRADING_DAY_KEYS = ("daily_bars", "adj_factor", "daily_basic", "daily_hfq")
+TRADING_DAY_ASSETS = dg.AssetSelection.groups("market") | dg.AssetSelection.assets("daily_hfq")
 
 reference_data_job = dg.define_asset_job(
-    "reference_data_job", selection=[trade_cal, stock_basic],
-    description="Refresh the trading calendars and the stock list.",
+    "reference_data_job", selection=dg.AssetSelection.groups("reference"),
+    description="Refresh the trading calendars, the stock list and the other enabled reference datasets.",
 )
 
 market_data_job = dg.define_asset_job(
-    "market_data_job", selection=dg.AssetSelection.assets(*TRADING_DAY_KEYS),
-    description="Daily bars, adjustment factors, valuation and adjusted bars for a trading day or a range.",
+    "market_data_job", selection=TRADING_DAY_ASSETS,
+    description="Every enabled trading-day dataset and adjusted bars, for a trading day or a range.",
 )
 
 daily_market_job = dg.define_asset_job(
     "daily_market_job",
-    selection=dg.AssetSelection.assets(stock_basic, *TRADING_DAY_KEYS)
-    | dg.AssetSelection.checks(*MARKET_CHECKS),
-    description="The stock list and, beside it, one trading day of bars, factors and valuation (the evening schedule).",
+    selection=dg.AssetSelection.assets(stock_basic) | TRADING_DAY_ASSETS | dg.AssetSelection.checks(*MARKET_CHECKS),
+    description="The stock list and, beside it, one trading day of every enabled dataset (the evening schedule).",
     # One day is a handful of calls and a second of writes: the steps run one after another
     # in the run's own process, which has already imported everything. The default
     # multiprocess executor would first start a forkserver that imports Dagster and this

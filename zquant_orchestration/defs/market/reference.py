@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import Field
 
 from zquant_orchestration.lib.dates import iso_or_none
-from zquant_orchestration.lib.warehouse import Warehouse
+from zquant_orchestration.lib.warehouse import Warehouse, day_columns
 
 # L and D always hold thousands of stocks at Tushare. P (listing suspended) may rightly be
 # empty: since the 2020 delisting reform the exchanges no longer suspend a listing first.
@@ -74,6 +74,27 @@ def guard_calendar(context, wh: Warehouse, frames: dict[str, pd.DataFrame], allo
         fetched.update(zip(frame.exchange, frame.cal_date.map(iso_or_none), strict=True))
     dropped = [f"{exchange} {day}" for exchange, day in sorted(held_days - fetched)]
     return _removals(context, "trade_cal", "calendar days", dropped, len(held_days), allow_removals)
+
+
+def guard_rows(context, wh: Warehouse, table: str, keys: tuple[str, ...], frame: pd.DataFrame,
+               allow_removals: bool) -> int:
+    """Refuse (``dg.Failure``) a catalog reference table that comes back empty or lacks keys the
+    table holds, unless allowed; the rows it removes."""
+    if frame.empty and not allow_removals:
+        _refuse(f"{table} returned no rows, and Tushare always has some; {_force_hint(table)}")
+    held = wh.read(table)
+    held_keys = set(_key_texts(held, table, keys))
+    dropped = sorted(held_keys - set(_key_texts(frame, table, keys)))
+    return _removals(context, table, "rows", dropped, len(held_keys), allow_removals)
+
+
+def _key_texts(frame: pd.DataFrame, table: str, keys: tuple[str, ...]) -> list[str]:
+    """Each row's key as one text, days as ISO whichever way the frame spells them."""
+    if frame.empty:
+        return []
+    days = day_columns(table)
+    parts = [frame[k].map(iso_or_none) if k in days else frame[k].astype(str) for k in keys]
+    return [" ".join(values) for values in zip(*parts, strict=True)]
 
 
 def _removals(context, asset: str, noun: str, dropped: list[str], held: int, allow_removals: bool) -> int:

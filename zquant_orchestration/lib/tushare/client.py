@@ -25,6 +25,7 @@ from .catalog import known_fields
 from .errors import (
     TushareAuthError,
     TushareEmptyReplyError,
+    TushareNoPointsError,
     TusharePermissionError,
     TushareRequestError,
     TushareUnavailableError,
@@ -242,7 +243,7 @@ class TushareClient:
                         "set TUSHARE_TOKEN to your token from https://tushare.pro/user/token"
                     )
                 if protocol.is_no_permission(reply.msg):
-                    raise TusharePermissionError(
+                    raise TushareNoPointsError(
                         f"Tushare refused {api_name} for lack of permission ({reply.msg}): the account "
                         "behind TUSHARE_TOKEN needs more points for this API, or use an API it may call"
                     )

@@ -18,6 +18,10 @@ class TusharePermissionError(TushareError):
     """The account lacks the points for this API, or hit its daily cap. Retrying cannot help today."""
 
 
+class TushareNoPointsError(TusharePermissionError):
+    """The account lacks the points for this API. Retrying cannot help until it has them."""
+
+
 class TushareUnavailableError(TushareError):
     """Transient faults (network, HTTP, garbage, server codes, rate limits) outlasted every retry."""
 

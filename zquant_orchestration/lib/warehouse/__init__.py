@@ -1,6 +1,6 @@
 """The warehouse layer: the only code that knows SQL dialects."""
 
-from .tables import TABLES
+from .tables import TABLES, day_columns
 from .warehouse import Warehouse, default_url, normalize_url
 
-__all__ = ["TABLES", "Warehouse", "default_url", "normalize_url"]
+__all__ = ["TABLES", "Warehouse", "day_columns", "default_url", "normalize_url"]

@@ -16,11 +16,13 @@ def _between(warehouse: Warehouse, sql: str, start: date, end: date) -> list:
         return list(conn.execute(text(sql), {"start": start, "end": end}))
 
 
-def duplicate_keys(warehouse: Warehouse, table: str, start: date, end: date) -> int:
+def duplicate_keys(warehouse: Warehouse, table: str, start: date, end: date,
+                   keys: tuple[str, ...] = ("ts_code", "trade_date"), day_column: str = "trade_date") -> int:
+    columns = ", ".join(keys)
     rows = _between(warehouse, f"""
         SELECT COUNT(*) FROM (
-            SELECT ts_code, trade_date FROM {table} WHERE trade_date BETWEEN :start AND :end
-            GROUP BY ts_code, trade_date HAVING COUNT(*) > 1) AS dup""", start, end)
+            SELECT {columns} FROM {table} WHERE {day_column} BETWEEN :start AND :end
+            GROUP BY {columns} HAVING COUNT(*) > 1) AS dup""", start, end)
     return int(rows[0][0])
 
 

@@ -64,22 +64,27 @@ class Reads:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
-    def read_days(self, table_name: str, first: date, last: date) -> pd.DataFrame:
-        """Rows with trade_date in [first, last] (dates as ``datetime.date``)."""
+    def read_days(self, table_name: str, first: date, last: date, column: str = "trade_date") -> pd.DataFrame:
+        """Rows with ``column`` (a day) in [first, last] (dates as ``datetime.date``)."""
         self.ensure_schema()
         table = TABLES[table_name]
-        query = select(table).where(table.c.trade_date.between(first, last))
+        query = select(table).where(table.c[column].between(first, last))
         with self.engine.connect() as conn:
             result = conn.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
-    def days_with_rows(self, table_name: str, first: date, last: date, ts_code: str | None = None) -> set[str]:
-        """The trade_dates (ISO) in [first, last] that hold at least one row (of ``ts_code``)."""
+    def days_with_rows(self, table_name: str, first: date, last: date, ts_code: str | None = None,
+                       column: str = "trade_date", **equal: str) -> set[str]:
+        """The days (ISO) of ``column`` in [first, last] that hold at least one row (of
+        ``ts_code``, and of rows whose columns equal ``equal``)."""
         self.ensure_schema()
-        column = TABLES[table_name].c.trade_date
-        query = select(column).distinct().where(column.between(first, last))
+        table = TABLES[table_name]
+        day = table.c[column]
+        query = select(day).distinct().where(day.between(first, last))
         if ts_code is not None:
-            query = query.where(TABLES[table_name].c.ts_code == ts_code)
+            equal["ts_code"] = ts_code
+        for name, value in equal.items():
+            query = query.where(table.c[name] == value)
         with self.engine.connect() as conn:
             return {iso_or_none(d) for d in conn.execute(query).scalars()}
 

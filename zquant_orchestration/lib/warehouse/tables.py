@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Date, Float, Index, MetaData, SmallInteger, String, Table
 
+from zquant_orchestration.lib.datasets import DECLARATIONS
 from zquant_orchestration.lib.tushare.catalog import api_columns
 
 metadata = MetaData()
@@ -107,6 +108,20 @@ for _api in FINANCE_TABLES:
     Table(f"stage_{_api}", metadata, Column("run_id", String(64), nullable=False), *_finance_columns(_api),
           Index(f"ix_stage_{_api}_run_period", "run_id", "end_date"))
 
+# --- the catalog's datasets ---------------------------------------------------------------
+# Each optional dataset's table is its API's documented columns (whole numbers as doubles:
+# moneyflow's volumes outgrow a small integer, and a double holds every one exactly), with
+# the declaration's keys as primary key and an index on the day a partition selects.
+_CATALOG_TYPES = {"str": String, "date": Date, "float": lambda: DOUBLE, "number": lambda: DOUBLE, "int": lambda: DOUBLE}
+
+for _spec in DECLARATIONS:
+    if _spec.core:
+        continue
+    _table = Table(_spec.name, metadata, *[Column(name, _CATALOG_TYPES[typ](), primary_key=name in _spec.keys)
+                                           for name, typ in _spec.columns])
+    if _spec.date_column and _spec.date_column != _table.primary_key.columns[0].name:
+        Index(f"ix_{_spec.name}_{_spec.date_column}", metadata.tables[_spec.name].c[_spec.date_column])
+
 # Every trading-day table is written and read a day at a time (DELETE + INSERT of one
 # trade_date, range checks): without this index each day's DELETE scans the whole table,
 # and each day of a sync takes longer than the one before (docs/benchmarks.md).
@@ -115,3 +130,8 @@ for _name in TRADING_DAY_TABLES:
     Index(f"ix_{_name}_trade_date", metadata.tables[_name].c.trade_date)
 
 TABLES: dict[str, Table] = {t.name: t for t in metadata.sorted_tables}
+
+
+def day_columns(table_name: str) -> set[str]:
+    """The columns of a table that hold days."""
+    return {c.name for c in TABLES[table_name].columns if isinstance(c.type, Date)}
