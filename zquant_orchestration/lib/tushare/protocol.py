@@ -60,6 +60,14 @@ DEFAULT_ROW_LIMITS: dict[str, int] = {
     "cashflow_vip": 5000,
     "fina_indicator_vip": 5000,
     "disclosure_date": 3000,  # doc 162: 单次最大3000
+    "index_basic": 8000,      # doc 94 gives no number; Tushare's article (aliyun 1750083): 单次请求最大返回8000行
+    "index_weight": 3000,     # doc 96 gives no number; 3000 a page is what public clients page with
+    "index_daily": 8000,      # doc 95: 单次调取最多取8000行记录
+    "index_dailybasic": 3000,  # doc 128: 单次限量3000条
+    "moneyflow": 6000,        # doc 170: 单次最大提取6000行记录
+    "top_list": 10000,        # doc 106: 单次请求返回最大10000行数据
+    "margin_detail": 6000,    # doc 59: 单次请求最大返回6000行数据
+    "stk_factor_pro": 10000,  # doc 328: 单次调取最多返回10000条数据
 }
 FALLBACK_ROW_LIMIT = 1000
 

@@ -16,18 +16,20 @@ import pandas as pd
 
 from zquant_orchestration.lib.dates import compact
 
+from .flows import FLOW_APIS, Flows
+from .indices import INDEX_APIS, Indices
 from .market import DATA_DIR, Market
 from .universe import EXCHANGE_FIRST_DAY
 
 FINANCE_APIS = ("income", "balancesheet", "cashflow", "fina_indicator")
 SUPPORTED_APIS = (
     "trade_cal", "stock_basic", "daily", "adj_factor", "daily_basic",
-    *FINANCE_APIS, *(f"{api}_vip" for api in FINANCE_APIS), "disclosure_date",
+    *FINANCE_APIS, *(f"{api}_vip" for api in FINANCE_APIS), "disclosure_date", *INDEX_APIS, *FLOW_APIS,
 )
 
 
 # Whole-market days kept (about 0.5 MB each).
-DAY_CACHED_APIS = ("daily", "adj_factor", "daily_basic")
+DAY_CACHED_APIS = ("daily", "adj_factor", "daily_basic", "moneyflow", "margin_detail", "stk_factor_pro")
 DAYS_CACHED = 96
 
 
@@ -45,6 +47,8 @@ class Dataset:
         self._finance = None
         self._lock = threading.Lock()
         self._days: OrderedDict[tuple[str, str, str], pd.DataFrame] = OrderedDict()
+        # Index and trading-flow APIs, derived from the market (indices.py, flows.py).
+        self._derived = {api: source for source in (Indices(self.market), Flows(self.market)) for api in source.APIS}
 
     @property
     def as_of(self) -> str:
@@ -74,6 +78,8 @@ class Dataset:
             return self._whole_market_day(api_name, str(params["trade_date"]))
         if api_name in ("trade_cal", "stock_basic", "daily", "adj_factor", "daily_basic"):
             return getattr(self.market, api_name)(params)
+        if api_name in self._derived:
+            return getattr(self._derived[api_name], api_name)(params)
         return self.finance.query(api_name, params)
 
     def _whole_market_day(self, api_name: str, trade_date: str) -> pd.DataFrame:
@@ -85,7 +91,7 @@ class Dataset:
             if frame is not None:
                 self._days.move_to_end(key)
         if frame is None:
-            frame = getattr(self.market, api_name)({"trade_date": trade_date})
+            frame = getattr(self._derived.get(api_name, self.market), api_name)({"trade_date": trade_date})
             with self._lock:
                 self._days[key] = frame
                 while len(self._days) > DAYS_CACHED:
@@ -103,4 +109,6 @@ class Dataset:
             return frame[(frame.list_date >= start) & (frame.list_date <= end)].reset_index(drop=True)
         if api_name in ("daily", "adj_factor", "daily_basic"):
             return self.query(api_name, {"start_date": start, "end_date": end})
+        if api_name in self._derived:
+            return self._derived[api_name].truth(api_name, start, end)
         return self.finance.truth(api_name, start, end, ts_codes)
