@@ -5,6 +5,7 @@ landed; or each configured code (an index) over the run's days."""
 import time
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from zquant_orchestration.defs.tushare.policy import failing_fast_on_permanent_errors
@@ -61,7 +62,7 @@ def land_days(context, spec: DatasetSpec, tushare: TushareResource, wh: Warehous
             if "ts_code" in spec.keys:
                 # As a numpy array: set.update over an Arrow-backed column (or its unique())
                 # goes element by element through pandas, many times slower (docs/benchmarks.md).
-                stocks.update(*(f.ts_code.unique().to_numpy() for _, f in batch))
+                stocks.update(*(np.asarray(f.ts_code.unique()) for _, f in batch))
             # The batch is handed over as one frame that nothing here keeps: the warehouse
             # holds a single copy of it while converting, which bounds a step's peak memory.
             written = wh.replace_rows(spec.name, _one_frame(batch), {column: batch_days})
