@@ -60,6 +60,10 @@ DEFAULT_ROW_LIMITS: dict[str, int] = {
     "cashflow_vip": 5000,
     "fina_indicator_vip": 5000,
     "disclosure_date": 3000,  # doc 162: 单次最大3000
+    "stk_limit": 5800,       # doc 183: 单次最多提取5800条记录 (a 2026 article says 7800; the page is stricter)
+    "suspend_d": 5000,       # doc 214 gives no number; article: 单次请求最大返回5000行
+    "dividend": 2000,        # doc 103 gives no number; article: 单次请求最大返回2000行
+    "namechange": 10000,     # doc 100 gives no number; article: 单次请求最大返回10000行
 }
 FALLBACK_ROW_LIMIT = 1000
 
