@@ -68,6 +68,10 @@ DEFAULT_ROW_LIMITS: dict[str, int] = {
     "top_list": 10000,        # doc 106: 单次请求返回最大10000行数据
     "margin_detail": 6000,    # doc 59: 单次请求最大返回6000行数据
     "stk_factor_pro": 10000,  # doc 328: 单次调取最多返回10000条数据
+    "stk_limit": 5800,       # doc 183: 单次最多提取5800条记录 (a 2026 article says 7800; the page is stricter)
+    "suspend_d": 5000,       # doc 214 gives no number; article: 单次请求最大返回5000行
+    "dividend": 2000,        # doc 103 gives no number; article: 单次请求最大返回2000行
+    "namechange": 10000,     # doc 100 gives no number; article: 单次请求最大返回10000行
 }
 FALLBACK_ROW_LIMIT = 1000
 

@@ -16,9 +16,11 @@ import pandas as pd
 
 from zquant_orchestration.lib.dates import compact
 
+from .events import suspend_d
 from .flows import FLOW_APIS, Flows
 from .indices import INDEX_APIS, Indices
 from .market import DATA_DIR, Market
+from .names import namechange
 from .universe import EXCHANGE_FIRST_DAY
 
 FINANCE_APIS = ("income", "balancesheet", "cashflow", "fina_indicator")
@@ -26,6 +28,9 @@ SUPPORTED_APIS = (
     "trade_cal", "stock_basic", "daily", "adj_factor", "daily_basic",
     *FINANCE_APIS, *(f"{api}_vip" for api in FINANCE_APIS), "disclosure_date", *INDEX_APIS, *FLOW_APIS,
 )
+# Risk warnings, limits, suspensions and dividends, with the column that dates a row.
+EVENT_APIS = {"namechange": "start_date", "stk_limit": "trade_date", "suspend_d": "trade_date", "dividend": "ex_date"}
+SUPPORTED_APIS += tuple(EVENT_APIS)
 
 
 # Whole-market days kept (about 0.5 MB each).
@@ -80,6 +85,10 @@ class Dataset:
             return getattr(self.market, api_name)(params)
         if api_name in self._derived:
             return getattr(self._derived[api_name], api_name)(params)
+        if api_name in EVENT_APIS:
+            m = self.market
+            return {"namechange": lambda p: namechange(m, p), "stk_limit": m.limits.stk_limit,
+                    "suspend_d": lambda p: suspend_d(m, p), "dividend": m.dividends.query}[api_name](params)
         return self.finance.query(api_name, params)
 
     def _whole_market_day(self, api_name: str, trade_date: str) -> pd.DataFrame:
@@ -111,4 +120,9 @@ class Dataset:
             return self.query(api_name, {"start_date": start, "end_date": end})
         if api_name in self._derived:
             return self._derived[api_name].truth(api_name, start, end)
+        if api_name in EVENT_APIS:
+            window = {"start_date": start, "end_date": end} if api_name in ("stk_limit", "suspend_d") else {}
+            frame = self.market.dividends.visible() if api_name == "dividend" else self.query(api_name, window)
+            day = frame[EVENT_APIS[api_name]]
+            return frame[day.notna() & (day >= start) & (day <= end)].reset_index(drop=True)
         return self.finance.truth(api_name, start, end, ts_codes)

@@ -15,7 +15,10 @@ of any stock costs the same few microseconds and nothing has to be generated in 
 
 which is exactly how Tushare's own data behaves (000001.SZ on 2020-05-28: pre_close
 12.78 after a 13.00 close, adj_factor 109.169 -> 111.048). Suspensions come in blocks of
-five trading days and never back to back, so "the previous traded day" is closed-form too.
+five trading days and never back to back, so "the previous traded day" is closed-form too,
+and the price path pauses meanwhile. ST episodes: ``names.py``; limits: ``limits.py``;
+limit-up/down days, suspensions, dividends: ``events.py``. Stocks that ever carry ST move
+calmly enough for the 5% band.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import events
 from .hashing import stable_seed, uniform
+from .limits import PriceLimits, board_of
+from .names import StEpisodes, calm_warned_stocks
 from .universe import build_universe, load_calendar, stock_basic, trade_cal
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -60,8 +66,13 @@ class Market:
         self._day_index = {d: i for i, d in enumerate(self.open_days)}
         self.as_of = as_of or self.open_days[-1]
         self.stocks = build_universe(self.open_days, extra_stocks)
+        self.block = SUSPENSION_BLOCK
         self._prepare_parameters()
         self._load_real_bars()
+        self.pauses = events.Pauses(self)
+        self._stitch_real_bars()
+        self.limits = PriceLimits(self)
+        self.dividends = events.Dividends(self)
 
     # --- calendar ---------------------------------------------------------------------
 
@@ -117,6 +128,10 @@ class Market:
         self.bps = 1 + 12 * u(15)
         self.sps = 0.5 + 15 * u(16)
         self.dps = np.where(u(17) < 0.3, 0.0, 0.05 + 0.8 * u(18))
+        fixtures = {p.stem for p in (self.data_dir / "daily").glob("*.csv")}
+        self.st = StEpisodes(s, self.open_days, self.list_idx, stop, seeds, board_of(s.ts_code), fixtures)
+        self.noise_amp = np.full(n, 0.036)
+        calm_warned_stocks(self, u)
 
         # Years: trading-day index where each calendar year starts and ends.
         years = np.array([int(d[:4]) for d in self.open_days])
@@ -168,9 +183,13 @@ class Market:
 
     # --- synthetic values -----------------------------------------------------------------
 
+    def is_st(self, S: np.ndarray, I: np.ndarray) -> np.ndarray:
+        """True where stock S carries ST or *ST on day I."""
+        return self.st.is_st(S, I)
+
     def _adjusted_price(self, S: np.ndarray, I: np.ndarray) -> np.ndarray:
-        t = I.astype(np.float64)
-        noise = 0.036 * (uniform(self.seed[S], I, 21) - 0.5)
+        t = (I - self.pauses.paused_before(S, I)).astype(np.float64)
+        noise = self.noise_amp[S] * (uniform(self.seed[S], I, 21) - 0.5)
         return np.exp(self.level[S] + self.amp1[S] * np.sin(2 * np.pi * t / self.period1[S] + self.phase1[S])
                       + self.amp2[S] * np.sin(2 * np.pi * t / self.period2[S] + self.phase2[S])
                       + self.drift[S] * t + noise)
@@ -179,12 +198,21 @@ class Market:
         block = I // SUSPENSION_BLOCK
         return (block % 2 == 0) & (uniform(self.seed[S], block, 31) < SUSPENDED_SHARE)
 
+    def suspended_live(self, S: np.ndarray, I: np.ndarray) -> np.ndarray:
+        """Listed, not stopped, not a fixture day, and suspended: no bar, a suspend_d row."""
+        live = (I >= self.list_idx[S]) & (I < self.stop_idx[S])
+        return live & self.suspended(S, I) & ~self._is_real_day(S, I)
+
     def _previous_traded(self, S: np.ndarray, I: np.ndarray) -> np.ndarray:
         prev = I - 1
         skip = self.suspended(S, prev) & ~self._is_real_day(S, prev)
         return np.where(skip, (prev // SUSPENSION_BLOCK) * SUSPENSION_BLOCK - 1, prev)
 
     def _close_and_factor(self, S: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        close, factor = self._base_close_and_factor(S, I)
+        return events.apply_limit_events(self, S, I, close, factor), factor
+
+    def _base_close_and_factor(self, S: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         before = I < self.real_first[S]
         factor = self.factor0[S] * self._raw_factor(S, I)
         factor = np.round(factor * np.where(before, self.factor_scale_before[S], self.factor_scale_after[S]), 3)
@@ -196,6 +224,24 @@ class Market:
             rc, rf = self._real_values(S[real], I[real], ["close", "adj_factor"])
             close[real], factor[real] = rc, rf
         return close, factor
+
+    @staticmethod
+    def carry(prev_close: np.ndarray, prev_factor: np.ndarray, factor: np.ndarray) -> np.ndarray:
+        """pre_close: the previous close, ex-right when the factor stepped in between."""
+        return np.maximum(np.round(prev_close * prev_factor / factor, 2), 0.01)
+
+    def pre_close(self, S: np.ndarray, I: np.ndarray, close=None, factor=None) -> np.ndarray:
+        """daily's pre_close of (S, I), suspended days included (the last close carried)."""
+        if close is None:
+            close, factor = self._close_and_factor(S, I)
+        prev_close, prev_factor = self._close_and_factor(S, np.maximum(self._previous_traded(S, I), 0))
+        pre = self.carry(prev_close, prev_factor, factor)
+        listing = np.round(close / (1.1 + 0.4 * uniform(self.seed[S], I, 41)), 2)
+        pre = np.where(I <= self.list_idx[S], np.maximum(listing, 0.01), pre)
+        real = self._is_real_day(S, I)
+        if real.any():
+            pre[real] = self._real_values(S[real], I[real], ["pre_close"])[0]
+        return pre
 
     # --- real fixture stocks ----------------------------------------------------------------
 
@@ -215,6 +261,8 @@ class Market:
             bars["adj_factor"] = _factors_from_bars(bars, snap[snap.ts_code == bars.ts_code.iloc[0]])
             self.real[s] = RealBars(first=first, frame=bars)
             self.real_first[s], self.real_last[s] = first, first + len(bars) - 1
+
+    def _stitch_real_bars(self) -> None:
         # Stitch the synthetic history on both sides so prices and factors run on smoothly.
         for s, bars in self.real.items():
             S = np.array([s])
@@ -268,17 +316,15 @@ class Market:
     def daily(self, params: dict) -> pd.DataFrame:
         S, I = self._pairs(params, include_suspended=False)
         close, factor = self._close_and_factor(S, I)
-        prev = self._previous_traded(S, I)
-        prev_close, prev_factor = self._close_and_factor(S, np.maximum(prev, 0))
-        pre_close = np.round(prev_close * prev_factor / factor, 2)
-        first_day = I <= self.list_idx[S]
-        pre_close = np.where(first_day, np.round(close / (1.1 + 0.4 * uniform(self.seed[S], I, 41)), 2), pre_close)
-        pre_close = np.maximum(pre_close, 0.01)
-        open_ = np.round(pre_close * np.exp(0.02 * (uniform(self.seed[S], I, 42) - 0.5)), 2)
-        high = np.maximum(np.round(np.maximum(open_, close) * (1 + 0.02 * uniform(self.seed[S], I, 43)), 2),
-                          np.maximum(open_, close))
-        low = np.minimum(np.round(np.minimum(open_, close) * (1 - 0.02 * uniform(self.seed[S], I, 44)), 2),
-                         np.minimum(open_, close))
+        pre_close = self.pre_close(S, I, close, factor)
+        # Every price of the day inside the day's limits (where it has any).
+        up, down = self.limits.limits(S, I, pre_close)
+        up, down = np.where(np.isnan(up), np.inf, up), np.where(np.isnan(down), 0.0, down)
+        open_ = np.clip(np.round(pre_close * np.exp(0.02 * (uniform(self.seed[S], I, 42) - 0.5)), 2), down, up)
+        high = np.minimum(np.maximum(np.round(np.maximum(open_, close) * (1 + 0.02 * uniform(self.seed[S], I, 43)),
+                                              2), np.maximum(open_, close)), up)
+        low = np.maximum(np.minimum(np.round(np.minimum(open_, close) * (1 - 0.02 * uniform(self.seed[S], I, 44)),
+                                             2), np.minimum(open_, close)), down)
         turnover = 0.3 + 4.0 * uniform(self.seed[S], I, 45) ** 2  # percent of float shares
         vol = np.round(self.float_share[S] * turnover, 2)  # 手 = 100 shares; float_share is in 万股
         amount = np.round(vol * (open_ + high + low + close) / 4 / 10, 3)  # 千元
