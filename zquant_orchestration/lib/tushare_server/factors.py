@@ -104,9 +104,13 @@ class Window:
 
     def rolling_mean(self, series: np.ndarray, bars: int, lag: int = 0) -> np.ndarray:
         """Mean of ``series`` over the ``bars`` bars ending ``lag`` bars before each row."""
-        cs = np.r_[0.0, np.cumsum(np.nan_to_num(series))]
+        # Each row's own window summed on its own, never as a difference of running sums:
+        # a value must not depend on which other days a call asked for, down to the last bit.
         end = np.maximum(self.pos + 1 - lag, 0)
-        mean = (cs[end] - cs[np.maximum(end - bars, 0)]) / bars
+        index = np.maximum(end - bars, 0)[:, None] + np.arange(bars)
+        inside = index < end[:, None]
+        values = np.nan_to_num(series)[np.minimum(index, len(series) - 1)] if len(series) else np.zeros(index.shape)
+        mean = np.where(inside, values, 0.0).sum(axis=1) / bars
         return np.where(self.ok(bars + lag), mean, np.nan)
 
     def lagged(self, series: np.ndarray, lag: int) -> np.ndarray:
