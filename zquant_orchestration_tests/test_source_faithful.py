@@ -103,6 +103,33 @@ def test_pages_shorter_than_asked_are_followed_while_has_more_is_true(local_serv
     assert [r["rows"] for r in server.requests] == [100, len(truth) - 100]
 
 
+class EmptiesLaterPages(LocalTushareServer):
+    """Sends the first ``times`` pages after the first one empty, with ``has_more`` false, as an
+    ``empty`` fault does to any page."""
+
+    def __init__(self, times: int, **options):
+        super().__init__(**options)
+        self.left = times
+
+    def _page(self, request):
+        code, msg, fields, items, has_more = super()._page(request)
+        if int(request.params.get("offset") or 0) > 0 and self.left > 0:
+            self.left -= 1
+            return code, msg, fields, [], False
+        return code, msg, fields, items, has_more
+
+
+def test_an_empty_page_after_has_more_is_asked_again_never_taken_as_the_end(dataset):
+    truth = dataset.query("trade_cal", {"exchange": "SSE"})
+    assert len(truth) > protocol.row_limit("trade_cal"), "the SSE calendar takes more than one page"
+    with EmptiesLaterPages(2, dataset=dataset) as server:
+        got = resource_for(server).query("trade_cal", {"exchange": "SSE"})
+    assert len(got) == len(truth) and set(got.cal_date) == set(truth.cal_date)
+    with EmptiesLaterPages(99, dataset=dataset) as server, pytest.raises(TushareUnavailableError) as failed:
+        resource_for(server).query("trade_cal", {"exchange": "SSE"})
+    assert "promised rows after offset 5000, then sent none 3 times" in str(failed.value)
+
+
 def test_a_statement_history_longer_than_one_page_lands_every_row(tmp_path, dataset, local_server, monkeypatch):
     # A per-stock call from 2001 answers every version since (newest first): the reports of
     # 2001-2002 are on its second 100-row page. Periods from 2001 on, as ZQUANT_FINANCE_START

@@ -179,10 +179,24 @@ class TushareClient:
         offset = 0
         columns: list[str] | None = None
         items: list[list] = []
+        empty_asks = 0
+        promised = False  # the last page said has_more
         while True:
             page_params = dict(params, offset=offset, limit=limit)
             reply = _only_wanted(self._call_with_retries(api_name, page_params, wanted, stats), wanted)
             stats.pages += 1
+            if promised and not reply.items:
+                # The page before said has_more: an empty page here is a faulty reply, not the
+                # end, or the rows after ``offset`` (a calendar's oldest days) would go missing.
+                empty_asks += 1
+                stats.empty_replies += 1
+                if empty_asks >= EMPTY_REPLY_ATTEMPTS:
+                    raise TushareUnavailableError(
+                        f"Tushare {api_name}({_describe(params)}) promised rows after offset {offset}, then sent "
+                        f"none {EMPTY_REPLY_ATTEMPTS} times; nothing was written, re-run")
+                time.sleep(self.retry.backoff(empty_asks))
+                continue
+            empty_asks = 0
             if columns is None:
                 columns = reply.fields
             elif reply.fields != columns:
@@ -191,6 +205,7 @@ class TushareClient:
                     f"({columns} then {reply.fields}); nothing was written, re-run"
                 )
             items.extend(reply.items)
+            promised = reply.has_more is True
             if reply.has_more is not None:
                 if not reply.has_more:
                     return columns, items
