@@ -31,7 +31,7 @@ def land(assets: list, first: str, last: str, resources: dict, instance, raise_o
 
 def land_reference(names: tuple[str, ...], resources: dict, instance):
     assets = [build_reference_asset(DATASETS[n]) for n in names]
-    return dg.materialize([trade_cal, stock_basic, *assets], resources=resources, instance=instance)
+    return dg.materialize([trade_cal, stock_basic, *assets], selection=assets, resources=resources, instance=instance)
 
 
 def table_rows(url: str, table: str) -> pd.DataFrame:

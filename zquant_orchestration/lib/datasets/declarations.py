@@ -12,6 +12,8 @@ from datetime import date, time
 from .spec import DatasetSpec, Fetch, Published
 
 _DAILY = ("ts_code", "trade_date")
+# A statement version: a restatement adds a row with its own dates and flag.
+_STATEMENT = ("ts_code", "end_date", "report_type", "comp_type", "ann_date", "f_ann_date", "update_flag")
 _EVENING = "not documented; the exchanges publish it after the close, so the evening run asks for it"
 
 DECLARATIONS: tuple[DatasetSpec, ...] = (
@@ -36,11 +38,12 @@ DECLARATIONS: tuple[DatasetSpec, ...] = (
                 Published(time(17, 0), note="doc 32: 15:00-17:00"),
                 "Daily valuation and turnover (Tushare `daily_basic`).", 32, date_column="trade_date",
                 required_values=("close", "total_share", "float_share", "total_mv", "circ_mv"), core=True),
-    *(DatasetSpec(api, api, Fetch.REPORT_PERIOD, ("ts_code", "end_date", "report_type", "comp_type", "ann_date",
-                                                  "f_ann_date", "update_flag"), 2000, None,
+    *(DatasetSpec(api, api, Fetch.REPORT_PERIOD, keys, 2000, None,
                   f"Every reported version of `{api}`, restatements included (the `_vip` API needs 5000 points).",
                   doc_id, date_column="end_date", core=True)
-      for api, doc_id in (("income", 33), ("balancesheet", 36), ("cashflow", 44), ("fina_indicator", 79))),
+      for api, doc_id, keys in (("income", 33, _STATEMENT), ("balancesheet", 36, _STATEMENT),
+                                ("cashflow", 44, _STATEMENT),
+                                ("fina_indicator", 79, ("ts_code", "end_date", "ann_date", "update_flag")))),
     # --- chosen by ZQUANT_DATASETS ------------------------------------------------------------
     DatasetSpec("stk_limit", "stk_limit", Fetch.TRADE_DATE, _DAILY, 2000,
                 Published(time(8, 40), note="doc 183: 每个交易日8点40左右更新当日"),

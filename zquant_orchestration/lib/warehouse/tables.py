@@ -78,6 +78,17 @@ daily_factors = Table(
     *_doubles("mom_20", "mom_60", "vol_20", "turnover_20", "ep_ttm", "bp", "sp_ttm", "dv_ttm", "log_mv"),
 )
 
+# What a backtest may fill per stock and day (lib/tradable.py defines each column).
+daily_tradable = Table(
+    "daily_tradable", metadata,
+    Column("ts_code", String(12), primary_key=True),
+    Column("trade_date", Date, primary_key=True),
+    *[Column(name, SmallInteger, nullable=False)
+      for name in ("is_st", "is_suspended", "traded", "at_up_limit", "at_down_limit")],
+    Column("listed_days", DOUBLE),
+    *_doubles("close", "up_limit", "down_limit"),
+)
+
 # --- financial statements ----------------------------------------------------------------
 # Every version Tushare returns is a row: a restated report adds a row (its own ann_date /
 # f_ann_date / update_flag), it never replaces the original. So there is no primary key
@@ -125,7 +136,7 @@ for _spec in DECLARATIONS:
 # Every trading-day table is written and read a day at a time (DELETE + INSERT of one
 # trade_date, range checks): without this index each day's DELETE scans the whole table,
 # and each day of a sync takes longer than the one before (docs/benchmarks.md).
-TRADING_DAY_TABLES = ("daily_bars", "adj_factor", "daily_basic", "daily_hfq", "daily_factors")
+TRADING_DAY_TABLES = ("daily_bars", "adj_factor", "daily_basic", "daily_hfq", "daily_factors", "daily_tradable")
 for _name in TRADING_DAY_TABLES:
     Index(f"ix_{_name}_trade_date", metadata.tables[_name].c.trade_date)
 
