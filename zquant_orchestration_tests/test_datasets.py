@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.lib.datasets import DATASETS, DEFAULT_INDEX_CODES, Fetch
 from zquant_orchestration.lib.tushare_server import ALL_FAULT_KINDS, FaultPlan
 
@@ -50,8 +51,10 @@ def test_a_month_of_every_new_dataset_lands_equal_to_the_truth_under_every_fault
         assert land_reference(NEW_REFERENCE_DATASETS, resources, instance).success
         result = land([assets[n] for n in NEW_DAY_DATASETS], *MONTH, resources, instance)
         assert result.success
+        month = set(trading_day_partitions().get_partition_keys_in_range(dg.PartitionKeyRange(*MONTH)))
+        assert len(month) == 21
         for name in NEW_DAY_DATASETS:
-            assert len(instance.get_materialized_partitions(dg.AssetKey(name))) == 20, name
+            assert instance.get_materialized_partitions(dg.AssetKey(name)) == month, name
     for name in NEW_DAY_DATASETS:
         codes = DEFAULT_INDEX_CODES if DATASETS[name].fetch is Fetch.PER_CODE else None
         truth = truth_of(server, name, *MONTH, codes=codes)

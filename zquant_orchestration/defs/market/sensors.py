@@ -72,12 +72,14 @@ def market_gap_sensor(context: dg.SensorEvaluationContext):
     specs = day_datasets(settings.datasets)
     status: dict[str, set] = {day: set() for day in days}
     gaps: dict[str, set[str]] = {day: set() for day in days}  # day -> datasets due and not landed
+    due: dict[str, set[str]] = {day: set() for day in days}  # day -> datasets Tushare has published
     position = {d: i for i, d in enumerate(all_days)}
     for spec in specs:
         by_day = context.instance.get_status_by_partition(dg.AssetKey(spec.name), days, trading_days) or {}
         for day in days:
             if not is_published(spec, day, all_days, position, now):
                 continue
+            due[day].add(spec.name)
             status[day].add(by_day.get(day))
             if by_day.get(day) != dg.AssetPartitionStatus.MATERIALIZED:
                 gaps[day].add(spec.name)
@@ -85,6 +87,7 @@ def market_gap_sensor(context: dg.SensorEvaluationContext):
     attempts = {d: n for d, n in cursor.get("attempts", {}).items()
                 if d in status and status[d] != {dg.AssetPartitionStatus.MATERIALIZED}}
     ranges, given_up = gap_ranges(days, status, busy_days(context.instance, days), attempts, max_attempts)
+    ranges = [part for r in ranges for part in _same_datasets(r, days, due)]
     requests = []
     for first, last in ranges:
         covered = [d for d in days if first <= d <= last]
@@ -109,6 +112,18 @@ def is_published(spec: DatasetSpec, day: str, all_days: list[str], position: dic
     if later >= len(all_days):
         return False
     return datetime.combine(to_date(all_days[later]), spec.published.at, tzinfo=SHANGHAI) <= now
+
+
+def _same_datasets(span: tuple[str, str], days: list[str], due: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """``span`` cut where the published datasets change, so that no run asks for a dataset on a
+    day Tushare has not published it yet (margin balances of the last day, the next morning)."""
+    parts: list[list[str]] = []
+    for day in (d for d in days if span[0] <= d <= span[1]):
+        if parts and due[day] == due[parts[-1][-1]]:
+            parts[-1].append(day)
+        else:
+            parts.append([day])
+    return [(part[0], part[-1]) for part in parts]
 
 
 def _selection(names: set[str]) -> list[dg.AssetKey]:
