@@ -50,6 +50,7 @@ class DatasetSpec:
     covers_daily_bars: float | None = None  # share of a day's daily bars this dataset must cover (a check)
     split_by: tuple[tuple[str, str], ...] = ()  # REFERENCE: one call per (param, value), e.g. per market
     core: bool = False              # always on (the foundation); the others are chosen by ZQUANT_DATASETS
+    declared_columns: tuple[tuple[str, str], ...] = ()  # (name, type) where schema_columns.json has no entry
 
     # The wire's facts are looked up when asked: settings.py reads this catalog, and the
     # Tushare package reads the settings.
@@ -64,7 +65,7 @@ class DatasetSpec:
         """(column, type) of the table: the API's documented output columns."""
         from zquant_orchestration.lib.tushare.catalog import api_columns
 
-        return api_columns(self.api)
+        return list(self.declared_columns) or api_columns(self.api)
 
     @property
     def doc_url(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -54,6 +55,15 @@ class Dataset:
         self._days: OrderedDict[tuple[str, str, str], pd.DataFrame] = OrderedDict()
         # Index and trading-flow APIs, derived from the market (indices.py, flows.py).
         self._derived = {api: source for source in (Indices(self.market), Flows(self.market)) for api in source.APIS}
+        self._served: dict[str, Callable[[Market, dict], pd.DataFrame]] = {}
+
+    def serve(self, api_name: str, rule: Callable[[Market, dict], pd.DataFrame]) -> None:
+        """Answer ``api_name`` with ``rule(market, params)``: a new dataset's data rule. The
+        rule takes ``trade_date`` or ``start_date``/``end_date`` (YYYYMMDD), as Tushare's APIs do."""
+        self._served[api_name] = rule
+
+    def stop_serving(self, api_name: str) -> None:
+        self._served.pop(api_name, None)
 
     @property
     def as_of(self) -> str:
@@ -77,6 +87,8 @@ class Dataset:
 
     def query(self, api_name: str, params: dict) -> pd.DataFrame:
         """All rows of one call (no paging: the server pages). ValueError for bad parameters."""
+        if api_name in self._served:
+            return self._served[api_name](self.market, params)
         if api_name not in SUPPORTED_APIS:
             raise KeyError(api_name)
         if api_name in DAY_CACHED_APIS and set(params) - {"offset", "limit"} == {"trade_date"}:
@@ -110,6 +122,8 @@ class Dataset:
     def truth(self, api_name: str, start: str, end: str, ts_codes=None) -> pd.DataFrame:
         """Every row this server holds for ``api_name`` with its date in [start, end]
         (financial statements: of ``ts_codes`` only, when given)."""
+        if api_name in self._served:
+            return self._served[api_name](self.market, {"start_date": start, "end_date": end})
         if api_name == "trade_cal":
             return pd.concat([self.market.trade_cal({"exchange": ex, "start_date": start, "end_date": end})
                               for ex in EXCHANGE_FIRST_DAY], ignore_index=True)

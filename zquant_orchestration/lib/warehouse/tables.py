@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Date, Float, Index, MetaData, SmallInteger, String, Table
 
-from zquant_orchestration.lib.datasets import DECLARATIONS
+from zquant_orchestration.lib.datasets import DECLARATIONS, DatasetSpec
 from zquant_orchestration.lib.tushare.catalog import api_columns
 
 metadata = MetaData()
@@ -125,13 +125,22 @@ for _api in FINANCE_TABLES:
 # the declaration's keys as primary key and an index on the day a partition selects.
 _CATALOG_TYPES = {"str": String, "date": Date, "float": lambda: DOUBLE, "number": lambda: DOUBLE, "int": lambda: DOUBLE}
 
+def dataset_table(spec: DatasetSpec) -> Table:
+    """The table of a catalog dataset, made (and added to TABLES) the first time it is asked for."""
+    if spec.name in metadata.tables:
+        return metadata.tables[spec.name]
+    table = Table(spec.name, metadata, *[Column(name, _CATALOG_TYPES[typ](), primary_key=name in spec.keys)
+                                          for name, typ in spec.columns])
+    if spec.date_column and spec.date_column != table.primary_key.columns[0].name:
+        Index(f"ix_{spec.name}_{spec.date_column}", table.c[spec.date_column])
+    if "TABLES" in globals():
+        TABLES[spec.name] = table
+    return table
+
+
 for _spec in DECLARATIONS:
-    if _spec.core:
-        continue
-    _table = Table(_spec.name, metadata, *[Column(name, _CATALOG_TYPES[typ](), primary_key=name in _spec.keys)
-                                           for name, typ in _spec.columns])
-    if _spec.date_column and _spec.date_column != _table.primary_key.columns[0].name:
-        Index(f"ix_{_spec.name}_{_spec.date_column}", metadata.tables[_spec.name].c[_spec.date_column])
+    if not _spec.core:
+        dataset_table(_spec)
 
 # Every trading-day table is written and read a day at a time (DELETE + INSERT of one
 # trade_date, range checks): without this index each day's DELETE scans the whole table,
