@@ -12,13 +12,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from zquant_orchestration.defs.derived.tradable import build_tradable_asset
 from zquant_orchestration.defs.shared.partitions import trading_day_partitions
-from zquant_orchestration.lib.datasets import DATASETS, DEFAULT_INDEX_CODES, Fetch
+from zquant_orchestration.lib.datasets import DATASETS, DEFAULT_INDEX_CODES, OPTIONAL, Fetch
 from zquant_orchestration.lib.tushare_server import ALL_FAULT_KINDS, FaultPlan
+from zquant_orchestration.lib.warehouse import Warehouse
 
 from .cli_helpers import DAGSTER, cli_env
 from .datasets_helpers import assert_equal_rows, day_assets, land, land_reference, table_rows, truth_of
-from .dialects import sqlite_url
+from .dialects import sqlite_url, warehouse_urls
 from .market_helpers import ChangedReplies, materialize_reference, resources_for, rows_where
 
 NEW_DAY_DATASETS = tuple(n for n, s in DATASETS.items() if not s.core and s.partitioned_by_day)
@@ -140,6 +142,31 @@ def test_the_evening_job_lands_every_dataset_but_the_one_the_account_may_not_rea
                          codes=DEFAULT_INDEX_CODES if spec.fetch is Fetch.PER_CODE else None)
         assert_equal_rows(table_rows(url, name), truth, name)
     assert table_rows(url, "stk_factor_pro").empty
+
+
+@pytest.mark.parametrize("make_url", warehouse_urls(postgres_marks=pytest.mark.slow))
+def test_a_day_of_every_dataset_and_its_tradability_land_in_either_warehouse(local_server, tmp_path, make_url):
+    server = local_server()
+    url = make_url(tmp_path)
+    resources = resources_for(server, url)
+    assets = day_assets(*NEW_DAY_DATASETS)
+    (tradable,) = build_tradable_asset(trading_day_partitions(), OPTIONAL)
+    day = "2024-03-01"
+    with dg.instance_for_test() as instance:
+        materialize_reference(resources, instance)
+        assert land_reference(NEW_REFERENCE_DATASETS, resources, instance).success
+        assert land([assets[n] for n in ("daily_bars", *NEW_DAY_DATASETS)], day, day, resources, instance).success
+        tags = {"dagster/partition": day}
+        assert dg.materialize([tradable], resources=resources, instance=instance, tags=tags).success
+    for name in (*NEW_DAY_DATASETS, *NEW_REFERENCE_DATASETS):
+        per_code = DATASETS[name].fetch is Fetch.PER_CODE
+        first, last = (day, day) if DATASETS[name].partitioned_by_day else ("19000101", "20991231")
+        assert_equal_rows(table_rows(url, name), truth_of(server, name, first, last,
+                                                          codes=DEFAULT_INDEX_CODES if per_code else None), name)
+    wh = Warehouse(url)
+    flags = wh.read("daily_tradable")
+    wh.engine.dispose()
+    assert len(flags) > 5000 and flags.is_st.sum() > 0 and flags.at_up_limit.sum() > 0
 
 
 def test_each_new_dataset_table_is_named_after_it_and_keyed_as_declared(tmp_path):
