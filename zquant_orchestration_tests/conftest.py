@@ -9,7 +9,7 @@ AS_OF = "20241231"
 
 # Files whose tests share a module fixture and build on each other (a `dagster dev`,
 # the production deployment): one worker runs each of them whole, in order.
-ONE_WORKER_FILES = ("test_readme_demo.py", "test_production.py", "test_task_automation.py")
+ONE_WORKER_FILES = ("test_readme_demo.py", "test_production.py", "test_task_automation.py", "test_tradable.py")
 
 
 @pytest.hookimpl(optionalhook=True)

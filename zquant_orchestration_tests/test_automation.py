@@ -4,8 +4,6 @@ day that keeps failing is given up after the configured attempts."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from datetime import datetime
 
 import dagster as dg
@@ -21,7 +19,7 @@ from zquant_orchestration.defs.market.schedules import market_after_close_schedu
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 from zquant_orchestration.defs.shared.partitions import SHANGHAI
 
-from .cli_helpers import DAGSTER, cli_env
+from .cli_helpers import cli_env, execute_job
 from .dialects import sqlite_url
 from .market_helpers import (
     MARKET_ASSETS,
@@ -147,12 +145,9 @@ def test_the_evening_job_run_as_deployed_lands_the_day_with_every_step_in_the_ru
     server = local_server()
     url = sqlite_url(tmp_path)
     env = cli_env(tmp_path, server, url)
-    reference = subprocess.run([DAGSTER, "job", "execute", "-m", "zquant_orchestration.definitions",
-                                "-j", "reference_data_job"], env=env, capture_output=True, text=True, timeout=300)
+    reference = execute_job(env, "reference_data_job")
     assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
-    evening = subprocess.run([DAGSTER, "job", "execute", "-m", "zquant_orchestration.definitions",
-                              "-j", "daily_market_job", "--tags", json.dumps({"dagster/partition": "2024-10-08"})],
-                             env=env, capture_output=True, text=True, timeout=300)
+    evening = execute_job(env, "daily_market_job", "2024-10-08", timeout=300)
     assert evening.returncode == 0, evening.stdout[-3000:] + evening.stderr[-3000:]
 
     for table in ("daily_bars", "adj_factor", "daily_basic"):

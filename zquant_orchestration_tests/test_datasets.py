@@ -5,9 +5,6 @@ dataset the account lacks the points for fails alone, naming the points and the 
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import dagster as dg
 import pandas as pd
 import pytest
@@ -18,7 +15,7 @@ from zquant_orchestration.lib.datasets import DATASETS, DEFAULT_INDEX_CODES, OPT
 from zquant_orchestration.lib.tushare_server import ALL_FAULT_KINDS, FaultPlan
 from zquant_orchestration.lib.warehouse import Warehouse
 
-from .cli_helpers import DAGSTER, cli_env
+from .cli_helpers import cli_env, execute_job
 from .datasets_helpers import assert_equal_rows, day_assets, land, land_reference, table_rows, truth_of
 from .dialects import sqlite_url, warehouse_urls
 from .market_helpers import ChangedReplies, materialize_reference, resources_for, rows_where
@@ -116,12 +113,9 @@ def test_the_evening_job_lands_every_dataset_but_the_one_the_account_may_not_rea
     server = local_server(denied_apis=("stk_factor_pro",))
     url = sqlite_url(tmp_path)
     env = cli_env(tmp_path, server, url, ZQUANT_DATASETS="all")
-    reference = subprocess.run([DAGSTER, "job", "execute", "-m", "zquant_orchestration.definitions",
-                                "-j", "reference_data_job"], env=env, capture_output=True, text=True, timeout=300)
+    reference = execute_job(env, "reference_data_job")
     assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
-    evening = subprocess.run([DAGSTER, "job", "execute", "-m", "zquant_orchestration.definitions",
-                              "-j", "daily_market_job", "--tags", json.dumps({"dagster/partition": "2024-03-01"})],
-                             env=env, capture_output=True, text=True, timeout=600)
+    evening = execute_job(env, "daily_market_job", "2024-03-01", timeout=600)
     assert evening.returncode != 0
     with dg.instance_for_test(temp_dir=env["DAGSTER_HOME"]) as instance:
         (run,) = instance.get_runs(dg.RunsFilter(job_name="daily_market_job"))
