@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     quota_dir: Path | None = Field(None, validation_alias="ZQUANT_QUOTA_DIR")
     warehouse_url: SecretStr | None = Field(None, validation_alias="ZQUANT_WAREHOUSE_URL")
     data_dir: str = Field(DEFAULT_DATA_DIR, validation_alias="ZQUANT_DATA_DIR")
+    export_dir: Path | None = Field(None, validation_alias="ZQUANT_EXPORT_DIR")
     finance_mode: Literal["per_stock", "vip"] = Field("per_stock", validation_alias="ZQUANT_FINANCE_MODE")
     finance_start: date = Field(to_date(DEFAULT_FINANCE_START), validation_alias="ZQUANT_FINANCE_START")
     finance_universe: str = Field("", validation_alias="ZQUANT_FINANCE_UNIVERSE")
@@ -97,7 +98,7 @@ class Settings(BaseSettings):
 
     # Unset and empty mean the same for these, as they always have.
     _blank_is_unset = field_validator(
-        "tushare_token", "tushare_http_url", "tasks_file", "quota_dir", "warehouse_url",
+        "tushare_token", "tushare_http_url", "tasks_file", "quota_dir", "warehouse_url", "export_dir",
         "webhook_url", "arrow_default_memory_pool", "dagster_home", "dagster_pg_port", mode="before")(_unset_if_blank)
 
     @field_validator("finance_mode", mode="before")
@@ -171,6 +172,10 @@ class Settings(BaseSettings):
     @property
     def has_token(self) -> bool:
         return self.tushare_token is not None
+
+    def exports_root(self) -> Path:
+        """``ZQUANT_EXPORT_DIR``, else ``$ZQUANT_DATA_DIR/exports``: where the Parquet and qlib exports go."""
+        return (self.export_dir or Path(self.data_dir) / "exports").resolve()
 
     def default_warehouse_url(self) -> str:
         """``ZQUANT_WAREHOUSE_URL``, else a SQLite file at ``$ZQUANT_DATA_DIR/warehouse.sqlite``."""
