@@ -53,7 +53,7 @@ def build_market_asset(spec: DatasetSpec, trading_days: dg.PartitionsDefinition,
     @dg.asset(
         name=spec.name,
         description=f"{spec.description} Tushare `{spec.api}`, {spec.points} points; published {spec.published}.",
-        group_name="market",
+        group_name=spec.group,
         kinds={"tushare", "sql"},
         partitions_def=trading_days,
         # One run per requested range (CLI --partition-range needs single_run); each day

@@ -5,10 +5,12 @@ the derived package's, named by key."""
 
 import dagster as dg
 
+from zquant_orchestration.lib.datasets import DAY_GROUPS
+
 from .checks import MARKET_CHECKS
 from .reference_assets import stock_basic
 
-TRADING_DAY_ASSETS = dg.AssetSelection.groups("market") | dg.AssetSelection.assets("daily_hfq")
+TRADING_DAY_ASSETS = dg.AssetSelection.groups(*DAY_GROUPS) | dg.AssetSelection.assets("daily_hfq")
 
 reference_data_job = dg.define_asset_job(
     "reference_data_job", selection=dg.AssetSelection.groups("reference"),

@@ -17,6 +17,11 @@ class Fetch(StrEnum):
     REPORT_PERIOD = "report_period"    # statements by report period (the finance domain)
 
 
+# The asset groups of the trading-day datasets: the foundation's bars, what a fill may do
+# (limits, suspensions, dividends), trading flows, and indices.
+DAY_GROUPS = ("market", "tradability", "flows", "indices")
+
+
 @dataclass(frozen=True)
 class Published:
     """When Tushare has a trading day's rows: ``at`` (Shanghai) on the day itself, or on the
@@ -51,6 +56,7 @@ class DatasetSpec:
     split_by: tuple[tuple[str, str], ...] = ()  # REFERENCE: one call per (param, value), e.g. per market
     core: bool = False              # always on (the foundation); the others are chosen by ZQUANT_DATASETS
     declared_columns: tuple[tuple[str, str], ...] = ()  # (name, type) where schema_columns.json has no entry
+    group: str = "market"           # the asset group in the UI; reference datasets are in "reference"
 
     # The wire's facts are looked up when asked: settings.py reads this catalog, and the
     # Tushare package reads the settings.
