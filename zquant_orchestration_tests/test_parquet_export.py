@@ -22,6 +22,7 @@ from zquant_orchestration.defs.shared.partitions import trading_days
 from zquant_orchestration.lib import dates
 from zquant_orchestration.lib.warehouse import Warehouse
 
+from .dialects import warehouse_urls
 from .market_helpers import MARKET_ASSETS, ChangedReplies, materialize_range, materialize_reference, resources_for
 
 # Six weeks over two months; daily_factors reads the 60 trading days before them, so the
@@ -168,10 +169,11 @@ def test_a_relanded_day_rewrites_only_its_month(tmp_path, dataset, monkeypatch):
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == ["data.parquet"] * 6
 
 
-def test_a_month_the_warehouse_no_longer_holds_loses_its_file(tmp_path, dataset):
+@pytest.mark.parametrize("make_url", warehouse_urls())
+def test_a_month_the_warehouse_no_longer_holds_loses_its_file(tmp_path, dataset, make_url):
     """A day removed from the warehouse leaves the export on re-export; a month left empty has
     no file at all, rather than an old one a reader would still find."""
-    wh = Warehouse(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    wh = Warehouse(make_url(tmp_path))
     bars = dataset.truth("daily", "20240329", "20240401")
     bars = bars[bars.ts_code.isin(["000001.SZ", "600519.SH"])]
     for day, rows in bars.groupby("trade_date"):
