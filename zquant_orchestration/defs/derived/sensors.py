@@ -1,6 +1,7 @@
-"""Declarative automation of the derived assets: Dagster's default automation sensor starts
-STOPPED, so this one is ours and RUNNING, and the daemon evaluates the assets' automation
-conditions (``daily_factors``: eager, once its lookback has landed). Script tasks have a
+"""Declarative automation of the derived assets and the exports: Dagster's default automation
+sensor starts STOPPED, so this one is ours and RUNNING, and the daemon evaluates the assets'
+automation conditions (``daily_factors``: eager, once its lookback has landed; the exports:
+eager, once the tables they export have the day). Script tasks have a
 sensor each (defs/script_tasks/automation.py), so that one can be stopped without this."""
 
 import dagster as dg
@@ -16,12 +17,12 @@ def automation_interval_seconds() -> int:
 def build_derived_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         "derived_automation_sensor",
-        target=dg.AssetSelection.groups("derived"),
+        target=dg.AssetSelection.groups("derived", "exports"),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        # How soon a derived asset follows its upstream (each tick costs a condition
+        # How soon a derived asset or an export follows its upstream (each tick costs a condition
         # evaluation over the targets' partitions).
         minimum_interval_seconds=automation_interval_seconds(),
-        description="Materializes the derived assets when their automation conditions say so.",
+        description="Materializes the derived assets and the exports when their automation conditions say so.",
     )
 
 

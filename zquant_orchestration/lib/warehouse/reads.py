@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import Date, Engine, bindparam, func, inspect, select, text
+import pyarrow as pa
+from sqlalchemy import Date, Engine, Float, Integer, String, bindparam, func, inspect, select, text
 
 from zquant_orchestration.lib.dates import iso_or_none, to_date, to_dates
 
@@ -73,6 +74,22 @@ class Reads:
             result = conn.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
+    def read_days_arrow(self, table_name: str, first: date, last: date) -> pa.Table:
+        """Rows with ``trade_date`` in [first, last] as an Arrow table sorted by (trade_date,
+        ts_code), typed by the table's declaration rather than by the values a read happens to
+        hold (arrow_schema): files of different months then share one schema."""
+        self.ensure_schema()
+        table = TABLES[table_name]
+        schema = arrow_schema(table_name)
+        query = select(table).where(table.c.trade_date.between(to_date(first), to_date(last)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+        arrow = pa.table([pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)],
+                         schema=schema)
+        # Sorted here, not by ORDER BY: a Postgres collation may order text otherwise than bytes.
+        return arrow.sort_by([("trade_date", "ascending"), ("ts_code", "ascending")])
+
     def days_with_rows(self, table_name: str, first: date, last: date, ts_code: str | None = None,
                        column: str = "trade_date", **equal: str) -> set[str]:
         """The days (ISO) of ``column`` in [first, last] that hold at least one row (of
@@ -108,3 +125,17 @@ class Reads:
         with self.engine.connect() as conn:
             result = conn.execute(text(sql), params)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def arrow_schema(table_name: str) -> pa.Schema:
+    """A table's columns as Arrow types: days as date32, numbers (whole ones too) as float64,
+    text as strings; NULL is null."""
+    def arrow_type(sql_type):
+        if isinstance(sql_type, Date):
+            return pa.date32()
+        if isinstance(sql_type, Float | Integer):
+            return pa.float64()
+        if isinstance(sql_type, String):
+            return pa.string()
+        raise TypeError(f"{table_name}: no Arrow type for {sql_type!r}")
+    return pa.schema([pa.field(c.name, arrow_type(c.type)) for c in TABLES[table_name].columns])
