@@ -43,19 +43,19 @@ def build_qlib_export(trading_days: dg.TimeWindowPartitionsDefinition) -> dg.Ass
     def qlib_export(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         days = sorted(context.partition_keys)
+        export = QlibBinExport(qlib_root())
+        all_days = trading_days.get_partition_keys()
+        try:
+            export.plan(days, all_days)
+        except ExportRefused as refused:
+            raise dg.Failure(description=str(refused), allow_retries=False) from None
         first, last = dates.span(days)
         unlanded = sorted(set(days) - wh.days_with_rows("daily_hfq", first, last))
         if unlanded:
             raise dg.Failure(description=(
                 f"daily_hfq has not landed {len(unlanded)} of the run's days ({', '.join(unlanded[:5])}"
                 f"{', ...' if len(unlanded) > 5 else ''}): materialize daily_hfq for them first"), allow_retries=False)
-        export = QlibBinExport(qlib_root())
         listings = wh.read("stock_basic")[["ts_code", "list_date", "delist_date"]]
-        all_days = trading_days.get_partition_keys()
-        try:
-            export.plan(days, all_days)
-        except ExportRefused as refused:
-            raise dg.Failure(description=str(refused), allow_retries=False) from None
         total = WriteStats()
         for start in range(0, len(days), CHUNK_DAYS):
             chunk = days[start:start + CHUNK_DAYS]
