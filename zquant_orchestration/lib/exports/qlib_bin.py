@@ -31,7 +31,7 @@ How the files change:
   calendar. It gets no more values once delisted (the day before ``delist_date``).
 - Appending a day appends 4 bytes to each listed stock's files and a line to the calendar;
   nothing already written is rewritten. ``instruments/all.txt`` is rewritten whole each time
-  (a few hundred KB): its end dates move with every day, and qlib reads it whole anyway.
+  (about 170 KB for 5,500 stocks): its end dates move with every day, and qlib reads it whole anyway.
 - Re-exporting a day already in the calendar (a day landed again) overwrites that day's
   4 bytes in place at its offset. Only when a re-exported day puts a stock before the start
   of its existing files (it was not listed there before) is that one stock's file rewritten
