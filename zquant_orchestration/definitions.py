@@ -12,6 +12,7 @@ from zquant_orchestration.defs.derived.assets import build_derived_assets
 from zquant_orchestration.defs.derived.sensors import build_derived_automation_sensor
 from zquant_orchestration.defs.derived.tradable import build_tradable_asset
 from zquant_orchestration.defs.exports.parquet import build_parquet_export
+from zquant_orchestration.defs.exports.qlib import build_qlib_export
 from zquant_orchestration.defs.finance.assets import build_finance_assets
 from zquant_orchestration.defs.finance.jobs import finance_job
 from zquant_orchestration.defs.finance.partitions import report_period_partitions
@@ -62,7 +63,7 @@ def defs() -> dg.Definitions:
                    *build_market_assets(trading_days, market_run_config(stock_code), enabled),
                    *build_derived_assets(trading_days), *build_tradable_asset(trading_days, enabled),
                    *build_finance_assets(report_period_partitions(), stock_code),
-                   build_parquet_export(trading_days)]
+                   build_parquet_export(trading_days), build_qlib_export(trading_days)]
     # Users' script tasks from $ZQUANT_TASKS_FILE (or ./tasks.yaml), each with its own sensor
     # (a switch per task): a bad file stops the load here.
     script_tasks = load_script_tasks(core_assets, trading_days)
