@@ -18,11 +18,17 @@ def wanted_views(dialect: str) -> dict[str, tuple[list[str], str]]:
     return views
 
 
-def _qfq_view_sql(dialect: str) -> str:
+def round2_sql(dialect: str):
+    """The SQL that rounds an expression to 2 decimals in ``dialect``, as the views round:
+    a read that computes what a view computes uses it, and so gets the view's numbers."""
     # Postgres rounds NUMERIC only; SQLite rounds its REALs directly.
     if dialect == "postgresql":
-        return _qfq_view_sql_for(lambda x: f"CAST(ROUND(CAST({x} AS NUMERIC), 2) AS DOUBLE PRECISION)")
-    return _qfq_view_sql_for(lambda x: f"ROUND({x}, 2)")
+        return lambda x: f"CAST(ROUND(CAST({x} AS NUMERIC), 2) AS DOUBLE PRECISION)"
+    return lambda x: f"ROUND({x}, 2)"
+
+
+def _qfq_view_sql(dialect: str) -> str:
+    return _qfq_view_sql_for(round2_sql(dialect))
 
 
 def _qfq_view_sql_for(round2) -> str:
