@@ -14,6 +14,7 @@ from zquant_orchestration.defs.derived.assets import daily_hfq
 from zquant_orchestration.lib import dates, factors
 from zquant_orchestration.lib.tushare_server import LocalTushareServer
 from zquant_orchestration.lib.warehouse import Warehouse, wide
+from zquant_orchestration.lib.warehouse.views import round2_sql, round2_sql_fast
 
 from .dialects import sqlite_url, warehouse_urls
 from .finance_helpers import finance_resources, materialize_periods
@@ -169,4 +170,26 @@ def test_bad_input_is_one_line_naming_what_is_accepted(tmp_path, call, message):
     with pytest.raises(ValueError) as refused:
         call(wh)
     assert message in str(refused.value) and "\n" not in str(refused.value)
+    wh.engine.dispose()
+
+
+@pytest.mark.parametrize("make_url", warehouse_urls())
+def test_the_fast_rounding_gives_the_views_numbers(tmp_path, make_url):
+    """Ties of every kind (2.675 is 2.67499... as a double, 1.005 is 1.00499...), both signs,
+    values past the fast path's range, and random prices and ratios of every magnitude."""
+    rng = np.random.default_rng(7)
+    ties = [k + 0.005 for k in (0, 1, 2.67, 1234.56, 99999.99)] + [2.675, 1.005, 0.145, 0.285, 1.115, 8.345]
+    values = ties + [-v for v in ties] + [0.0, 1e6 + 0.125, 1e7 - 0.005, -3e7, 123456789.125]
+    values += list(rng.uniform(0, 3000, 4000)) + list(10 ** rng.uniform(-4, 7, 4000) * rng.choice([-1, 1], 4000))
+    values += list(np.round(rng.uniform(0, 200, 2000), 3) / 1.0)  # many lie on a half cent
+    wh = Warehouse(make_url(tmp_path))
+    table = ", ".join(f"({float(v)!r})" for v in values)
+    exact, fast = round2_sql(wh.dialect), round2_sql_fast(wh.dialect)
+    source = "(SELECT CAST(column1 AS DOUBLE PRECISION) AS x FROM (VALUES " + table + ") v)"
+    if wh.dialect == "postgresql":
+        source = "(SELECT CAST(column1 AS DOUBLE PRECISION) AS x FROM (VALUES " + table + ") v(column1))"
+    rows = wh.query(f"SELECT x, {exact('x * 1.0')} AS exact, {fast('x * 1.0')} AS fast FROM {source} s")
+    assert len(rows) == len(values)
+    assert np.array_equal(rows.exact.to_numpy(dtype=float), rows.fast.to_numpy(dtype=float))
+    assert (rows.x.abs() > 1e6).any() and (rows.x.map(lambda v: f"{v:.15g}").str.endswith("5")).sum() > 100
     wh.engine.dispose()

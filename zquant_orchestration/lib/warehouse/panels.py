@@ -25,7 +25,7 @@ from zquant_orchestration.lib.dates import to_date
 
 from .columnar import arrow_type, fetch_arrow
 from .tables import FINANCE_TABLES, TABLES
-from .views import QFQ_COLUMNS, round2_sql
+from .views import QFQ_COLUMNS, round2_sql_fast
 
 KEYS = ("trade_date", "ts_code")
 ADJUSTS = {None: "daily_bars", "hfq": "daily_hfq", "qfq": "daily_qfq"}
@@ -189,9 +189,10 @@ def _in_list(codes: list[str]) -> str:
 
 def _qfq_sql(dialect: str, names: list[str], first: date, last: date, codes) -> str:
     """The ``daily_qfq`` view's expressions (views.py) for the fields asked for, over the days
-    asked for. The view finds each row's anchor with a subquery per row; here the anchors
-    are one join (each stock's factor on its latest factor day), which gives the same factor."""
-    round2 = round2_sql(dialect)
+    asked for, rounded as the view rounds (``round2_sql_fast``: the same numbers). The view
+    finds each row's anchor with a subquery per row; here the anchors are one join (each
+    stock's factor on its latest factor day), which gives the same factor."""
+    round2 = round2_sql_fast(dialect)
     derived = {"change", "pct_chg"} & set(names)  # from the rounded close and pre_close, as in the view
     prices = [p for p in QFQ_PRICES if p in names or (p in ("close", "pre_close") and derived)]
     inner = [f"{round2(f'b.{p} * f.adj_factor / l.adj_factor')} AS {p}" for p in prices]
