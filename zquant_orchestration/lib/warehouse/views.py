@@ -18,11 +18,38 @@ def wanted_views(dialect: str) -> dict[str, tuple[list[str], str]]:
     return views
 
 
-def _qfq_view_sql(dialect: str) -> str:
+def round2_sql(dialect: str):
+    """The SQL that rounds an expression to 2 decimals in ``dialect``, as the views round:
+    a read that computes what a view computes uses it, and so gets the view's numbers."""
     # Postgres rounds NUMERIC only; SQLite rounds its REALs directly.
     if dialect == "postgresql":
-        return _qfq_view_sql_for(lambda x: f"CAST(ROUND(CAST({x} AS NUMERIC), 2) AS DOUBLE PRECISION)")
-    return _qfq_view_sql_for(lambda x: f"ROUND({x}, 2)")
+        return lambda x: f"CAST(ROUND(CAST({x} AS NUMERIC), 2) AS DOUBLE PRECISION)"
+    return lambda x: f"ROUND({x}, 2)"
+
+
+def round2_sql_fast(dialect: str):
+    """``round2_sql``'s numbers for less work: on Postgres, rounding through NUMERIC costs
+    more than the join that feeds it (7.1 s against 3.0 s over a year of the whole market).
+
+    NUMERIC rounds the double's 15 significant digits half away from zero; x * 100 as a
+    double differs from those digits times 100 by under 1e-6 while |x * 100| < 1e8. So
+    unless x * 100 lies within 1e-6 of a half, both round to the same whole cent N, and
+    N / 100 is the double nearest N / 100 either way (a division of exact numbers, and the
+    parse of the decimal NUMERIC gives back). Near a half, or for larger values, NUMERIC
+    decides. SQLite's ROUND is cheap already."""
+    exact = round2_sql(dialect)
+    if dialect != "postgresql":
+        return exact
+
+    def round2(x: str) -> str:
+        cents = f"({x}) * 100"
+        return (f"CASE WHEN ABS({cents}) < 1e8 AND ABS({cents} - FLOOR({cents}) - 0.5) > 1e-6 "
+                f"THEN FLOOR({cents} + 0.5) / 100 ELSE {exact(x)} END")
+    return round2
+
+
+def _qfq_view_sql(dialect: str) -> str:
+    return _qfq_view_sql_for(round2_sql(dialect))
 
 
 def _qfq_view_sql_for(round2) -> str:
