@@ -138,7 +138,8 @@ def test_the_evening_job_lands_every_dataset_but_the_one_the_account_may_not_rea
     assert table_rows(url, "stk_factor_pro").empty
 
 
-@pytest.mark.parametrize("make_url", warehouse_urls(postgres_marks=pytest.mark.slow))
+@pytest.mark.slow  # every dataset and daily_tradable for a day, in each warehouse
+@pytest.mark.parametrize("make_url", warehouse_urls())
 def test_a_day_of_every_dataset_and_its_tradability_land_in_either_warehouse(local_server, tmp_path, make_url):
     server = local_server()
     url = make_url(tmp_path)

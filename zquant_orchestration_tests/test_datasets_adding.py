@@ -51,6 +51,7 @@ def served(dataset):
     dataset.stop_serving("limit_list_d")
 
 
+@pytest.mark.slow  # a week of a new dataset under faults
 def test_a_declared_dataset_with_a_server_rule_lands_equal_to_the_truth_under_faults(served, tmp_path):
     dataset = served
     table = dataset_table(LIMIT_LIST)

@@ -83,6 +83,7 @@ def test_vip_mode_lands_the_same_rows_with_a_call_per_period(tmp_path, dataset, 
     assert not [r for r in server.requests if r.get("api") == "income"], "no per-stock calls in vip mode"
 
 
+@pytest.mark.slow  # several report periods synced twice, one of the longest in-process tests
 def test_incremental_run_syncs_new_disclosures_and_restatements_with_point_in_time_reads(tmp_path, local_server):
     dataset = Dataset(as_of=T1)
     later = Dataset(as_of=T2)  # what the server will know after it publishes
