@@ -14,6 +14,7 @@ from zquant_orchestration.defs.derived.assets import daily_hfq
 from zquant_orchestration.lib import dates, factors
 from zquant_orchestration.lib.tushare_server import LocalTushareServer
 from zquant_orchestration.lib.warehouse import Warehouse, wide
+from zquant_orchestration.lib.warehouse.forward_adjust import round2_postgres
 from zquant_orchestration.lib.warehouse.views import round2_sql, round2_sql_fast
 
 from .dialects import sqlite_url, warehouse_urls
@@ -90,6 +91,29 @@ def test_prices_equal_the_table_or_view_row_for_row(warehouse, adjust, source):
         bars = warehouse.prices(MARKET_LAST, MARKET_LAST, adjust=None, fields=["close"])
         assert (last.adj_factor == last.anchor_factor).all()
         assert np.allclose(last.close.to_numpy(), bars.set_index("ts_code").close.loc[last.ts_code].to_numpy())
+
+
+def test_qfq_of_a_bar_without_its_factor_and_of_a_stock_whose_latest_factor_is_null(warehouse):
+    """The view's inner joins and NULLs: a bar whose day has no factor has no qfq row; a stock
+    whose latest factor is NULL has NULL prices. The warehouse is put back afterwards."""
+    day, last = dates.to_date("2024-05-22"), dates.to_date(MARKET_LAST)
+    kept = warehouse.query("SELECT * FROM adj_factor WHERE (ts_code = '600519.SH' AND trade_date = :d) "
+                           "OR (ts_code = '000001.SZ' AND trade_date = :l)", d=day, l=last)
+    assert len(kept) == 2
+    warehouse.replace_rows("adj_factor", kept.iloc[:0], {"ts_code": ["600519.SH"], "trade_date": [day]})
+    try:
+        warehouse.replace_rows("adj_factor", kept[kept.ts_code == "000001.SZ"].assign(adj_factor=None),
+                               {"ts_code": ["000001.SZ"], "trade_date": [last]})
+        got = warehouse.prices(MARKET_FIRST, MARKET_LAST, adjust="qfq")
+        want = _sql_rows(warehouse, "SELECT * FROM daily_qfq WHERE trade_date BETWEEN :a AND :b", list(got.columns),
+                         a=dates.to_date(MARKET_FIRST), b=last)
+        _assert_rows_equal(got, want)
+        assert not ((got.ts_code == "600519.SH") & (got.trade_date == pd.Timestamp(day))).any()
+        assert got[got.ts_code == "000001.SZ"].close.isna().all()
+    finally:
+        for i, row in kept.iterrows():
+            warehouse.replace_rows("adj_factor", kept.loc[[i]],
+                                   {"ts_code": [row.ts_code], "trade_date": [row.trade_date]})
 
 
 def test_prices_of_some_fields_and_stocks(warehouse):
@@ -191,5 +215,8 @@ def test_the_fast_rounding_gives_the_views_numbers(tmp_path, make_url):
     rows = wh.query(f"SELECT x, {exact('x * 1.0')} AS exact, {fast('x * 1.0')} AS fast FROM {source} s")
     assert len(rows) == len(values)
     assert np.array_equal(rows.exact.to_numpy(dtype=float), rows.fast.to_numpy(dtype=float))
+    if wh.dialect == "postgresql":  # the qfq panel rounds in numpy what the view rounds in SQL
+        computed = round2_postgres(rows.x.to_numpy(dtype=float) * 1.0)
+        assert np.array_equal(computed, rows.exact.to_numpy(dtype=float))
     assert (rows.x.abs() > 1e6).any() and (rows.x.map(lambda v: f"{v:.15g}").str.endswith("5")).sum() > 100
     wh.engine.dispose()

@@ -12,6 +12,9 @@ Every path casts to the schema asked for, so both dialects return the same types
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pyarrow as pa
 from sqlalchemy import Date, Engine, Float, SmallInteger
 
@@ -39,10 +42,24 @@ def fetch_arrow(engine: Engine, sql: str, schema: pa.Schema) -> pa.Table:
 
 
 def _postgres(engine: Engine, sql: str) -> pa.Table:
+    with adbc_connection(engine) as conn:
+        return fetch_arrow_from(conn, sql)
+
+
+@contextmanager
+def adbc_connection(engine: Engine) -> Iterator:
+    """An ADBC connection to ``engine``'s Postgres database, in autocommit: a caller that
+    wants a transaction says BEGIN itself."""
     import adbc_driver_postgresql.dbapi  # imported when read: the rest of the code location does without it
 
     uri = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with adbc_driver_postgresql.dbapi.connect(uri) as conn, conn.cursor() as cursor:
+    with adbc_driver_postgresql.dbapi.connect(uri, autocommit=True) as conn:
+        yield conn
+
+
+def fetch_arrow_from(conn, sql: str) -> pa.Table:
+    """The rows of ``sql`` on an ADBC connection, as the server typed them."""
+    with conn.cursor() as cursor:
         cursor.execute(sql)
         return cursor.fetch_arrow_table()
 

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from zquant_orchestration.lib.dates import to_date
 
 from .columnar import arrow_type, fetch_arrow
+from .forward_adjust import qfq_panel
 from .tables import FINANCE_TABLES, TABLES
 from .views import QFQ_COLUMNS, round2_sql_fast
 
@@ -57,6 +58,9 @@ class Panels:
             return self._stored(ADJUSTS[adjust], first, last, fields, codes)
         names = _fields("daily_qfq", fields, [c for c in QFQ_COLUMNS if c not in KEYS])
         schema = _schema([(n, pa.float64()) for n in names])
+        if self.engine.dialect.name == "postgresql":
+            self.ensure_schema()
+            return qfq_panel(self.engine, names, first, last, _where(first, last, codes), codes)
         return self._read(_qfq_sql(self.engine.dialect.name, names, first, last, codes), schema)
 
     def factors(self, start: date | str, end: date | str, fields: Iterable[str] | None = None,
