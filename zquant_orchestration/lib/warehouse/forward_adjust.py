@@ -88,9 +88,12 @@ def qfq_panel(engine: Engine, names: list[str], first: date, last: date, where: 
             columns[n] = values.pop(n)[order]
     del order, values, factor, anchor
     columns = {n: columns[n] for n in names}
-    keys >>= RANK_BITS
-    frame = {"trade_date": (keys + (first - date(1970, 1, 1)).days).astype("datetime64[D]").astype("datetime64[ms]")}
+    days = (keys >> RANK_BITS).astype(np.int64)
     del keys
+    days += (first - date(1970, 1, 1)).days
+    days *= 86_400_000  # days to milliseconds, in place: the panel's datetime64[ms]
+    frame = {"trade_date": days.view("datetime64[ms]")}
+    del days
     frame["ts_code"] = pa.table({"ts_code": pc.take(stocks, ranks)}).to_pandas(self_destruct=True)["ts_code"]
     del ranks
     frame.update(columns)
