@@ -43,9 +43,13 @@ ACCEPTS = {
     "DAGSTER_PG_PORT": "a port number (1 to 65535)",
     "ZQUANT_DATASETS": "'all', 'none' or dataset names separated by commas, of: " + ", ".join(OPTIONAL),
     "ZQUANT_INDEX_CODES": "index ts_codes separated by commas, e.g. 000300.SH,399006.SZ",
+    "ZQUANT_QUOTA_URL": "a PostgreSQL URL like postgresql://user:password@host:5432/dbname",
 }
 # Values never repeated in an error: they may be secrets.
-SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "DAGSTER_PG_PASSWORD"})
+SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "ZQUANT_QUOTA_URL",
+                    "DAGSTER_PG_PASSWORD"})
+# The drivers the shared quota's store (lib/tushare/quota_database.py) is written for.
+QUOTA_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
 
 
 class SettingsError(ValueError):
@@ -68,6 +72,7 @@ class Settings(BaseSettings):
     tushare_rate_window_seconds: float = Field(60.0, gt=0, validation_alias="TUSHARE_RATE_WINDOW_SECONDS")
     tasks_file: Path | None = Field(None, validation_alias="ZQUANT_TASKS_FILE")
     quota_dir: Path | None = Field(None, validation_alias="ZQUANT_QUOTA_DIR")
+    quota_url: SecretStr | None = Field(None, validation_alias="ZQUANT_QUOTA_URL")
     warehouse_url: SecretStr | None = Field(None, validation_alias="ZQUANT_WAREHOUSE_URL")
     data_dir: str = Field(DEFAULT_DATA_DIR, validation_alias="ZQUANT_DATA_DIR")
     export_dir: Path | None = Field(None, validation_alias="ZQUANT_EXPORT_DIR")
@@ -100,6 +105,14 @@ class Settings(BaseSettings):
     _blank_is_unset = field_validator(
         "tushare_token", "tushare_http_url", "tasks_file", "quota_dir", "warehouse_url", "export_dir",
         "webhook_url", "arrow_default_memory_pool", "dagster_home", "dagster_pg_port", mode="before")(_unset_if_blank)
+
+    @field_validator("quota_url", mode="before")
+    @classmethod
+    def _quota_url(cls, value):
+        value = _unset_if_blank(value)
+        if isinstance(value, str) and not value.strip().startswith(QUOTA_URL_SCHEMES):
+            raise ValueError("not a PostgreSQL URL")
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("finance_mode", mode="before")
     @classmethod
