@@ -21,7 +21,11 @@ Every attempt is one short transaction on a pooled connection; a process waiting
 slot sleeps with no transaction open and its connection back in the pool, so a waiting
 (or stopped) worker holds no lock that others queue behind. A transaction left open
 anyway (a process frozen mid-attempt) is ended by the server after
-``IDLE_IN_TRANSACTION_MS``.
+``IDLE_IN_TRANSACTION_MS``. Commits do not wait for the disk (``synchronous_commit=off``,
+for these connections only): that wait was most of a call's cost (docs/benchmarks.md,
+"Quota store"), and what a database crash can lose is the last fraction of a second of
+stamps, after which at worst Tushare refuses one call and the client waits a window, as
+with a quota file started afresh.
 
 Why not pyrate-limiter's ``PostgresBucket``: its rows are (name, weight, timestamp)
 written once, so a call cannot count from its send until one window after its answer;
@@ -192,7 +196,7 @@ def _open(url: str) -> Engine:
             url = "postgresql+psycopg2://" + url[len(prefix):]
     engine = create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED", connect_args={
         "connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": APPLICATION_NAME,
-        "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"})
+        "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} -c synchronous_commit=off"})
     mask_engine_errors(engine, url)
     try:
         with engine.begin() as conn:
