@@ -43,13 +43,16 @@ ACCEPTS = {
     "DAGSTER_PG_PORT": "a port number (1 to 65535)",
     "ZQUANT_DATASETS": "'all', 'none' or dataset names separated by commas, of: " + ", ".join(OPTIONAL),
     "ZQUANT_INDEX_CODES": "index ts_codes separated by commas, e.g. 000300.SH,399006.SZ",
+    "ZQUANT_QUOTA_URL": "a PostgreSQL URL like postgresql://user:password@host:5432/dbname",
     "ZQUANT_EXECUTOR": "one of multiprocess, celery",
     "ZQUANT_CELERY_BROKER_URL": "a Celery broker URL like pyamqp://user:password@host:5672//",
     "ZQUANT_CELERY_QUEUE": "a queue name of letters, digits, '-' and '_'",
 }
 # Values never repeated in an error: they may be secrets.
-SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "DAGSTER_PG_PASSWORD",
-                    "ZQUANT_CELERY_BROKER_URL"})
+SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "ZQUANT_QUOTA_URL",
+                    "DAGSTER_PG_PASSWORD", "ZQUANT_CELERY_BROKER_URL"})
+# The drivers the shared quota's store (lib/tushare/quota_database.py) is written for.
+QUOTA_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
 # RabbitMQ's own account on this host: enough to try the Celery recipe on one machine.
 DEFAULT_CELERY_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
 CELERY_BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
@@ -75,6 +78,7 @@ class Settings(BaseSettings):
     tushare_rate_window_seconds: float = Field(60.0, gt=0, validation_alias="TUSHARE_RATE_WINDOW_SECONDS")
     tasks_file: Path | None = Field(None, validation_alias="ZQUANT_TASKS_FILE")
     quota_dir: Path | None = Field(None, validation_alias="ZQUANT_QUOTA_DIR")
+    quota_url: SecretStr | None = Field(None, validation_alias="ZQUANT_QUOTA_URL")
     warehouse_url: SecretStr | None = Field(None, validation_alias="ZQUANT_WAREHOUSE_URL")
     data_dir: str = Field(DEFAULT_DATA_DIR, validation_alias="ZQUANT_DATA_DIR")
     export_dir: Path | None = Field(None, validation_alias="ZQUANT_EXPORT_DIR")
@@ -111,6 +115,14 @@ class Settings(BaseSettings):
         "tushare_token", "tushare_http_url", "tasks_file", "quota_dir", "warehouse_url", "export_dir",
         "webhook_url", "celery_broker_url", "arrow_default_memory_pool", "dagster_home", "dagster_pg_port",
         mode="before")(_unset_if_blank)
+
+    @field_validator("quota_url", mode="before")
+    @classmethod
+    def _quota_url(cls, value):
+        value = _unset_if_blank(value)
+        if isinstance(value, str) and not value.strip().startswith(QUOTA_URL_SCHEMES):
+            raise ValueError("not a PostgreSQL URL")
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("finance_mode", mode="before")
     @classmethod

@@ -47,6 +47,8 @@ def test_only_the_settings_module_reads_the_environment():
     ("ZQUANT_INDEX_CODES", "000300.SH,CSI300",
      "ZQUANT_INDEX_CODES must be index ts_codes separated by commas, e.g. 000300.SH,399006.SZ, got "
      "'000300.SH,CSI300'"),
+    ("ZQUANT_QUOTA_URL", "mysql://quota:s3cret@db/quota",  # a secret: its value is not repeated
+     "ZQUANT_QUOTA_URL must be a PostgreSQL URL like postgresql://user:password@host:5432/dbname"),
 ])
 def test_a_bad_value_is_one_line_naming_the_variable_and_what_it_takes(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
