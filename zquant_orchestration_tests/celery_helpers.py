@@ -196,6 +196,22 @@ def step_workers(instance: dg.DagsterInstance) -> dict[str, set[str]]:
     return seen
 
 
+def step_spans(instance: dg.DagsterInstance) -> dict[str, list[tuple[float, float]]]:
+    """Step key -> (start, end) of each run's execution of it, from the steps' own events."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for run in instance.get_runs():
+        starts: dict[str, float] = {}
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None or record.step_key is None:
+                continue
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                starts[record.step_key] = record.timestamp
+            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                spans.setdefault(record.step_key, []).append((starts[record.step_key], record.timestamp))
+    return spans
+
+
 def _delete_queues(names: list[str]) -> None:
     from kombu import Connection
 

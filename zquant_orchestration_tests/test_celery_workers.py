@@ -14,7 +14,7 @@ import time
 import dagster as dg
 import pytest
 
-from .celery_helpers import ASSETS, start_cluster, step_workers, wait_all
+from .celery_helpers import ASSETS, start_cluster, step_spans, step_workers, wait_all
 from .dialects import postgres_url
 from .market_helpers import assert_same, materialize_reference, resources_for, truth_rows, warehouse_rows
 from .tushare_helpers import max_calls_in_window
@@ -44,6 +44,11 @@ def overlapping_runs_on_two_hosts(tmp_path, local_server, quota_url: str | None)
         with cluster.instance() as instance:
             workers = step_workers(instance)
             assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_runs())
+            # The pools held across hosts: the two runs' steps of an API never ran at once.
+            spans = step_spans(instance)
+        for table in TABLES:
+            (a_start, a_end), (b_start, b_end) = sorted(spans[table])
+            assert a_end <= b_start, f"{table}: two steps at once on two hosts"
     finally:
         cluster.stop()
     return server, warehouse, workers
