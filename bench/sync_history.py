@@ -10,6 +10,7 @@ step's time went, and the peak memory of every process of the run.
     python bench/sync_history.py --quota 500                  # targets 1 and 4
     python bench/sync_history.py --quota 0 --warehouse sqlite  # target 2 (no quota)
     python bench/sync_history.py --quota 0 --warehouse postgres
+    python bench/sync_history.py --quota 60 --quota-store postgres   # the quota in PostgreSQL (ZQUANT_QUOTA_URL)
 """
 
 from __future__ import annotations
@@ -35,17 +36,21 @@ def main() -> None:
     parser.add_argument("--last", default="2024-12-31", help="last day of the range (default 2024-12-31)")
     parser.add_argument("--no-warm", action="store_true",
                         help="let the server render each reply when asked (its CPU then competes with ours)")
+    parser.add_argument("--quota-store", choices=("files", "postgres"), default="files",
+                        help="where the quota is kept: this host's files (default) or a new PostgreSQL database")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     print(harness.machine_line(), flush=True)
 
     with harness.workdir(args.keep) as work, \
             harness.tushare_server(work, calls_per_minute=args.quota or None) as server, \
-            harness.warehouse(args.warehouse, work) as url:
-        env = harness.dagster_env(work, server, url, calls_per_minute=args.quota or None)
+            harness.warehouse(args.warehouse, work) as url, \
+            harness.instance_database("sqlite" if args.quota_store == "files" else "postgres", work) as quota_url:
+        extra = {"ZQUANT_QUOTA_URL": quota_url} if quota_url else {}
+        env = harness.dagster_env(work, server, url, calls_per_minute=args.quota or None, **extra)
         days = harness.trading_days(env, args.first, args.last)
         print(f"{len(days)} trading days {days[0]}..{days[-1]}, quota {args.quota or 'none'}/min per API, "
-              f"{args.warehouse} warehouse", flush=True)
+              f"{args.warehouse} warehouse, quota in {args.quota_store}", flush=True)
         if not args.no_warm:
             started = time.perf_counter()
             rendered = server.warm(list(harness.MARKET_APIS.values()), days[0].replace("-", ""),

@@ -31,13 +31,9 @@ from zquant_orchestration.defs.shared.partitions import load_trading_days
 from zquant_orchestration.defs.shared.stock_codes import load_stock_code_enum
 from zquant_orchestration.defs.tushare.resources import tushare_resource_from_env
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
+from zquant_orchestration.execution import build_executor
 from zquant_orchestration.settings import get_settings
 
-# What a step process needs before it runs our code: Dagster, this module, and what a
-# step imports on its own to reopen the instance (the storage classes, and upath through
-# the IO manager's module). Left out, every step would import them itself, a CPU cost per
-# step that the forkserver pays once per run (docs/benchmarks.md).
-STEP_PRELOAD_MODULES = ["dagster", "dagster._core.storage.base_storage", "upath", "zquant_orchestration.definitions"]
 
 # Arrow's default allocator (mimalloc) holds on to memory that one thread allocated and
 # another freed until the first allocates again, and that is how a market step works: its
@@ -80,13 +76,6 @@ def defs() -> dg.Definitions:
             "finance": finance_settings_from_env(),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },
-        # Steps run in processes of their own, forked from a server that imported Dagster and
-        # this module once per run: a step starts without re-importing Dagster and pandas
-        # (seconds of CPU each, docs/benchmarks.md). Four at a time
-        # (default: one per core), so the three market APIs are fetched side by side, each
-        # waiting on its own quota, even on a two-core host.
-        executor=dg.multiprocess_executor.configured({
-            "max_concurrent": 4,
-            "start_method": {"forkserver": {"preload_modules": STEP_PRELOAD_MODULES}},
-        }),
+        # ZQUANT_EXECUTOR: steps in processes on the run's host (the default) or on Celery workers.
+        executor=build_executor(),
     )

@@ -43,9 +43,19 @@ ACCEPTS = {
     "DAGSTER_PG_PORT": "a port number (1 to 65535)",
     "ZQUANT_DATASETS": "'all', 'none' or dataset names separated by commas, of: " + ", ".join(OPTIONAL),
     "ZQUANT_INDEX_CODES": "index ts_codes separated by commas, e.g. 000300.SH,399006.SZ",
+    "ZQUANT_QUOTA_URL": "a PostgreSQL URL like postgresql://user:password@host:5432/dbname",
+    "ZQUANT_EXECUTOR": "one of multiprocess, celery",
+    "ZQUANT_CELERY_BROKER_URL": "a Celery broker URL like pyamqp://user:password@host:5672//",
+    "ZQUANT_CELERY_QUEUE": "a queue name of letters, digits, '-' and '_'",
 }
 # Values never repeated in an error: they may be secrets.
-SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "DAGSTER_PG_PASSWORD"})
+SECRET = frozenset({"TUSHARE_TOKEN", "ZQUANT_WEBHOOK_URL", "ZQUANT_WAREHOUSE_URL", "ZQUANT_QUOTA_URL",
+                    "DAGSTER_PG_PASSWORD", "ZQUANT_CELERY_BROKER_URL"})
+# The drivers the shared quota's store (lib/tushare/quota_database.py) is written for.
+QUOTA_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
+# RabbitMQ's own account on this host: enough to try the Celery recipe on one machine.
+DEFAULT_CELERY_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
+CELERY_BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
 class SettingsError(ValueError):
@@ -68,6 +78,7 @@ class Settings(BaseSettings):
     tushare_rate_window_seconds: float = Field(60.0, gt=0, validation_alias="TUSHARE_RATE_WINDOW_SECONDS")
     tasks_file: Path | None = Field(None, validation_alias="ZQUANT_TASKS_FILE")
     quota_dir: Path | None = Field(None, validation_alias="ZQUANT_QUOTA_DIR")
+    quota_url: SecretStr | None = Field(None, validation_alias="ZQUANT_QUOTA_URL")
     warehouse_url: SecretStr | None = Field(None, validation_alias="ZQUANT_WAREHOUSE_URL")
     data_dir: str = Field(DEFAULT_DATA_DIR, validation_alias="ZQUANT_DATA_DIR")
     export_dir: Path | None = Field(None, validation_alias="ZQUANT_EXPORT_DIR")
@@ -88,6 +99,9 @@ class Settings(BaseSettings):
     webhook_on_success: str = Field("", validation_alias="ZQUANT_WEBHOOK_ON_SUCCESS")
     webhook_max_messages: int = Field(5, ge=1, validation_alias="ZQUANT_WEBHOOK_MAX_MESSAGES")
     ui_url: str = Field("http://127.0.0.1:3000", validation_alias="ZQUANT_UI_URL")
+    executor: Literal["multiprocess", "celery"] = Field("multiprocess", validation_alias="ZQUANT_EXECUTOR")
+    celery_broker_url: SecretStr | None = Field(None, validation_alias="ZQUANT_CELERY_BROKER_URL")
+    celery_queue: str = Field("dagster", pattern=r"^[A-Za-z0-9_-]+$", validation_alias="ZQUANT_CELERY_QUEUE")
     arrow_default_memory_pool: str | None = Field(None, validation_alias="ARROW_DEFAULT_MEMORY_POOL")
     dagster_home: str | None = Field(None, validation_alias="DAGSTER_HOME")
     dagster_pg_host: str | None = Field(None, validation_alias="DAGSTER_PG_HOST")
@@ -99,12 +113,40 @@ class Settings(BaseSettings):
     # Unset and empty mean the same for these, as they always have.
     _blank_is_unset = field_validator(
         "tushare_token", "tushare_http_url", "tasks_file", "quota_dir", "warehouse_url", "export_dir",
-        "webhook_url", "arrow_default_memory_pool", "dagster_home", "dagster_pg_port", mode="before")(_unset_if_blank)
+        "webhook_url", "celery_broker_url", "arrow_default_memory_pool", "dagster_home", "dagster_pg_port",
+        mode="before")(_unset_if_blank)
+
+    @field_validator("quota_url", mode="before")
+    @classmethod
+    def _quota_url(cls, value):
+        value = _unset_if_blank(value)
+        if isinstance(value, str) and not value.strip().startswith(QUOTA_URL_SCHEMES):
+            raise ValueError("not a PostgreSQL URL")
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("finance_mode", mode="before")
     @classmethod
     def _mode(cls, value):
         return (value.strip() or "per_stock") if isinstance(value, str) else value
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor(cls, value):
+        return (value.strip().lower() or "multiprocess") if isinstance(value, str) else value
+
+    @field_validator("celery_queue", mode="before")
+    @classmethod
+    def _queue(cls, value):
+        return (value.strip() or "dagster") if isinstance(value, str) else value
+
+    @field_validator("celery_broker_url", mode="after")
+    @classmethod
+    def _broker(cls, value):
+        # RabbitMQ only: the recipe counts on a killed worker's unfinished step going back to
+        # the queue the moment its connection drops (README "Scaling out").
+        if value is not None and not value.get_secret_value().startswith(CELERY_BROKER_SCHEMES):
+            raise ValueError("not an AMQP URL")
+        return value
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -176,6 +218,12 @@ class Settings(BaseSettings):
     def exports_root(self) -> Path:
         """``ZQUANT_EXPORT_DIR``, else ``$ZQUANT_DATA_DIR/exports``: where the Parquet and qlib exports go."""
         return (self.export_dir or Path(self.data_dir) / "exports").resolve()
+
+    def celery_broker(self) -> str:
+        """``ZQUANT_CELERY_BROKER_URL``, else RabbitMQ's guest account on this host."""
+        if self.celery_broker_url is not None:
+            return self.celery_broker_url.get_secret_value()
+        return DEFAULT_CELERY_BROKER_URL
 
     def default_warehouse_url(self) -> str:
         """``ZQUANT_WAREHOUSE_URL``, else a SQLite file at ``$ZQUANT_DATA_DIR/warehouse.sqlite``."""

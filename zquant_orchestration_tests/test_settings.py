@@ -47,6 +47,11 @@ def test_only_the_settings_module_reads_the_environment():
     ("ZQUANT_INDEX_CODES", "000300.SH,CSI300",
      "ZQUANT_INDEX_CODES must be index ts_codes separated by commas, e.g. 000300.SH,399006.SZ, got "
      "'000300.SH,CSI300'"),
+    ("ZQUANT_QUOTA_URL", "mysql://quota:s3cret@db/quota",  # a secret: its value is not repeated
+     "ZQUANT_QUOTA_URL must be a PostgreSQL URL like postgresql://user:password@host:5432/dbname"),
+    ("ZQUANT_EXECUTOR", "k8s", "ZQUANT_EXECUTOR must be one of multiprocess, celery, got 'k8s'"),
+    ("ZQUANT_CELERY_QUEUE", "my queue", "ZQUANT_CELERY_QUEUE must be a queue name of letters, digits, '-' and '_', "
+     "got 'my queue'"),
 ])
 def test_a_bad_value_is_one_line_naming_the_variable_and_what_it_takes(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)

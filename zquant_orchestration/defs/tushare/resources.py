@@ -5,7 +5,8 @@ Settings come from the environment so that the token never enters run config or 
 - ``TUSHARE_TOKEN``: the account's token (read through ``dg.EnvVar``, shown by name only).
 - ``TUSHARE_HTTP_URL``: endpoint; requests go to ``{TUSHARE_HTTP_URL}/{api_name}``.
 - ``TUSHARE_CALLS_PER_MINUTE``: per-API quota (default 200), kept by a call log that every
-  process on the host shares (``lib/tushare/rate_limit.py``; folder ``ZQUANT_QUOTA_DIR``).
+  process on the host shares (``lib/tushare/rate_limit.py``; folder ``ZQUANT_QUOTA_DIR``),
+  or every process on every host, in the PostgreSQL database ``ZQUANT_QUOTA_URL``.
 - ``TUSHARE_RATE_WINDOW_SECONDS``: the quota's window (60 at Tushare; tests shorten it).
 
 With neither a token nor a URL, the resource starts the project's local

@@ -7,6 +7,7 @@ from .errors import (
     TushareError,
     TushareNoPointsError,
     TusharePermissionError,
+    TushareQuotaStoreError,
     TushareRequestError,
     TushareUnavailableError,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "TushareError",
     "TushareNoPointsError",
     "TusharePermissionError",
+    "TushareQuotaStoreError",
     "TushareRequestError",
     "TushareUnavailableError",
     "summarize",

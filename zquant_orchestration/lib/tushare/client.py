@@ -220,7 +220,8 @@ class TushareClient:
     # --- one page, retried -------------------------------------------------------------
 
     def quota_usage(self, api_name: str) -> tuple[int, int]:
-        """(calls of ``api_name`` counting against the account's quota on this host now, its limit)."""
+        """(calls of ``api_name`` counting against the account's quota now, its limit): on this
+        host, or on every host sharing ``ZQUANT_QUOTA_URL``."""
         return self._limiter(api_name).usage()
 
     def _limiter(self, api_name: str):

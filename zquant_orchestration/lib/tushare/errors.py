@@ -32,3 +32,7 @@ class TushareEmptyReplyError(TushareError):
 
 class TushareRequestError(TushareError):
     """The service called the request itself wrong (unknown API, bad parameters)."""
+
+
+class TushareQuotaStoreError(TushareError):
+    """The database that holds the shared quota (ZQUANT_QUOTA_URL) cannot be used. Nothing was sent."""
