@@ -15,6 +15,7 @@ import functools
 import dagster as dg
 import pandas as pd
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib import dates, factors
@@ -134,9 +135,7 @@ def _process_derived_assets() -> dict[str, dg.AssetsDefinition]:
     return {a.key.to_user_string(): a for a in build_derived_assets(trading_day_partitions())}
 
 
-def __getattr__(name: str):
-    # daily_hfq and daily_factors as attributes, for tests and tools that import them: built
-    # at the first ask over this process's trading days.
-    if name in ("daily_hfq", "daily_factors"):
-        return _process_derived_assets()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# daily_hfq and daily_factors as attributes, for tests and tools that import them: built
+# at the first ask over this process's trading days.
+__getattr__ = lazy_attributes(__name__, {name: functools.partial(lambda n: _process_derived_assets()[n], name)
+                                                for name in ("daily_hfq", "daily_factors")})

@@ -6,6 +6,7 @@ sensor each (defs/script_tasks/automation.py), so that one can be stopped withou
 
 import dagster as dg
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.settings import get_settings
 
 
@@ -26,8 +27,5 @@ def build_derived_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def __getattr__(name: str):
-    # The sensor as an attribute, for tests and tools that import it.
-    if name == "derived_automation_sensor":
-        return build_derived_automation_sensor()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The sensor as an attribute, for tests and tools that import it.
+__getattr__ = lazy_attributes(__name__, {"derived_automation_sensor": build_derived_automation_sensor})

@@ -27,6 +27,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib import dates
@@ -156,9 +157,6 @@ def _process_parquet_export() -> dg.AssetsDefinition:
     return build_parquet_export(trading_day_partitions())
 
 
-def __getattr__(name: str):
-    # The asset as an attribute, for tests and tools that import it: built at the first ask
-    # over this process's trading days.
-    if name == "parquet_export":
-        return _process_parquet_export()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The asset as an attribute, for tests and tools that import it: built at the first ask
+# over this process's trading days.
+__getattr__ = lazy_attributes(__name__, {"parquet_export": _process_parquet_export})

@@ -11,6 +11,7 @@ import functools
 
 import dagster as dg
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
 from zquant_orchestration.lib import dates
@@ -81,9 +82,6 @@ def _process_qlib_export() -> dg.AssetsDefinition:
     return build_qlib_export(trading_day_partitions())
 
 
-def __getattr__(name: str):
-    # qlib_export as an attribute, for tests and tools that import it: built at the first
-    # ask over this process's trading days.
-    if name == "qlib_export":
-        return _process_qlib_export()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# qlib_export as an attribute, for tests and tools that import it: built at the first
+# ask over this process's trading days.
+__getattr__ = lazy_attributes(__name__, {"qlib_export": _process_qlib_export})

@@ -22,6 +22,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.stock_codes import codes, stock_code_enum
 from zquant_orchestration.defs.tushare.policy import STEP_RETRY, failing_fast_on_permanent_errors, tushare_pool
 from zquant_orchestration.defs.tushare.resources import TushareResource
@@ -301,11 +302,7 @@ def _process_finance_assets() -> tuple[dg.AssetsDefinition, ...]:
     return build_finance_assets(report_period_partitions(), stock_code_enum())
 
 
-def __getattr__(name: str):
-    # The statement assets as attributes, for tests and tools that import them: built at the
-    # first ask over this process's report periods and stock list.
-    if name == "FINANCE_ASSETS":
-        return _process_finance_assets()
-    if name in FINANCE_TABLES:
-        return _process_finance_assets()[list(FINANCE_TABLES).index(name)]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The statement assets as attributes, for tests and tools that import them: built at the
+# first ask over this process's report periods and stock list.
+__getattr__ = lazy_attributes(__name__, {"FINANCE_ASSETS": _process_finance_assets, **{
+    name: functools.partial(lambda i: _process_finance_assets()[i], i) for i, name in enumerate(FINANCE_TABLES)}})

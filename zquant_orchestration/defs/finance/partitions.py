@@ -17,6 +17,7 @@ from datetime import date
 
 import dagster as dg
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.lib.dates import COMPACT_FORMAT, to_date
 from zquant_orchestration.lib.report_periods import period_key, quarter_end_on_or_after
 from zquant_orchestration.settings import get_settings
@@ -47,8 +48,5 @@ def report_period_partitions() -> dg.TimeWindowPartitionsDefinition:
     return build_report_period_partitions(first_period())
 
 
-def __getattr__(name: str):
-    # ``report_periods`` as an attribute, for tests and tools that import it.
-    if name == "report_periods":
-        return report_period_partitions()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``report_periods`` as an attribute, for tests and tools that import it.
+__getattr__ = lazy_attributes(__name__, {"report_periods": report_period_partitions})

@@ -21,6 +21,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.stock_codes import stock_code_enum
 from zquant_orchestration.defs.tushare.resources import TushareResource
 from zquant_orchestration.defs.warehouse.resources import WarehouseResource
@@ -48,11 +49,8 @@ def build_finance_disclosure_sensor() -> dg.SensorDefinition:
                                                          "periods and retries failed stocks.")(finance_disclosure)
 
 
-def __getattr__(name: str):
-    # The sensor as an attribute, for tests and tools that import it.
-    if name == "finance_disclosure_sensor":
-        return build_finance_disclosure_sensor()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The sensor as an attribute, for tests and tools that import it.
+__getattr__ = lazy_attributes(__name__, {"finance_disclosure_sensor": build_finance_disclosure_sensor})
 
 
 def finance_disclosure(context: dg.SensorEvaluationContext, tushare: TushareResource,

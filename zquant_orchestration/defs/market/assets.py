@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.partitions import trading_day_partitions
 from zquant_orchestration.defs.shared.stock_codes import codes, stock_code_enum
 from zquant_orchestration.defs.tushare.policy import STEP_RETRY, tushare_pool
@@ -115,9 +116,7 @@ def _process_market_assets() -> dict[str, dg.AssetsDefinition]:
     return {s.name: a for s, a in zip(specs, assets, strict=True)}
 
 
-def __getattr__(name: str):
-    # daily_bars, adj_factor, daily_basic as attributes, for tests and tools that import them:
-    # built at the first ask over this process's trading days.
-    if name in CORE_DAY_DATASETS:
-        return _process_market_assets()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# daily_bars, adj_factor, daily_basic as attributes, for tests and tools that import them:
+# built at the first ask over this process's trading days.
+__getattr__ = lazy_attributes(__name__, {name: functools.partial(lambda n: _process_market_assets()[n], name)
+                                                for name in CORE_DAY_DATASETS})

@@ -11,6 +11,7 @@ import functools
 import dagster as dg
 from pydantic import Field
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.stock_codes import stock_code_enum
 
 
@@ -32,9 +33,6 @@ def market_run_config(stock_code: type[enum.Enum]) -> type[dg.Config]:
     return MarketRunConfig
 
 
-def __getattr__(name: str):
-    # ``MarketRunConfig`` as an attribute, for tests and tools that import it: over this
-    # process's stock list.
-    if name == "MarketRunConfig":
-        return market_run_config(stock_code_enum())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``MarketRunConfig`` as an attribute, for tests and tools that import it: over this
+# process's stock list.
+__getattr__ = lazy_attributes(__name__, {"MarketRunConfig": lambda: market_run_config(stock_code_enum())})

@@ -17,11 +17,13 @@ UI toggles switch them on and off; see README "Automation".
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import time
 
 import dagster as dg
 
+from zquant_orchestration.defs.shared.lazy import lazy_attributes
 from zquant_orchestration.defs.shared.partitions import SHANGHAI, pinned_today, trading_day_partitions
 from zquant_orchestration.lib.datasets import DatasetSpec
 from zquant_orchestration.settings import get_settings
@@ -105,10 +107,12 @@ def _late_schedule(later: list[DatasetSpec]) -> dg.ScheduleDefinition:
     return late_datasets_schedule
 
 
-def __getattr__(name: str):
-    # The schedules as attributes, for tests and tools that import them.
-    if name in SCHEDULE_NAMES:
-        built = {s.name: s for s in build_schedules()}
-        if name in built:
-            return built[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _built_schedule(name: str) -> dg.ScheduleDefinition:
+    built = {s.name: s for s in build_schedules()}
+    if name not in built:  # a schedule the enabled datasets do not need
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return built[name]
+
+
+# The schedules as attributes, for tests and tools that import them.
+__getattr__ = lazy_attributes(__name__, {name: functools.partial(_built_schedule, name) for name in SCHEDULE_NAMES})

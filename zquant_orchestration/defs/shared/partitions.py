@@ -22,6 +22,8 @@ from zquant_orchestration.lib.trading_calendar import TradingCalendar, load_cale
 from zquant_orchestration.lib.warehouse import default_url
 from zquant_orchestration.settings import get_settings
 
+from .lazy import lazy_attributes
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -62,8 +64,5 @@ def load_trading_days() -> dg.TimeWindowPartitionsDefinition:
     return trading_day_partitions()
 
 
-def __getattr__(name: str):
-    # ``trading_days``: the partitions as an attribute, for tests and tools that import it.
-    if name == "trading_days":
-        return trading_day_partitions()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``trading_days``: the partitions as an attribute, for tests and tools that import it.
+__getattr__ = lazy_attributes(__name__, {"trading_days": trading_day_partitions})

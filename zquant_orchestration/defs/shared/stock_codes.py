@@ -10,6 +10,8 @@ import functools
 from zquant_orchestration.lib.stock_codes import load_stock_codes
 from zquant_orchestration.lib.warehouse import default_url
 
+from .lazy import lazy_attributes
+
 
 @functools.cache
 def stock_code_enum() -> type[enum.Enum]:
@@ -30,8 +32,5 @@ def codes(stocks: list[enum.Enum]) -> list[str]:
     return sorted({s.value for s in stocks})
 
 
-def __getattr__(name: str):
-    # ``StockCode`` as an attribute, for tests and tools that import it.
-    if name == "StockCode":
-        return stock_code_enum()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``StockCode`` as an attribute, for tests and tools that import it.
+__getattr__ = lazy_attributes(__name__, {"StockCode": stock_code_enum})
