@@ -1,6 +1,8 @@
 """Two overlapping range runs in separate processes share ONE per-API quota through the
 Dagster pools of the shipped dagster.yaml: the server's log never shows a window over
-the quota, and the warehouse equals the source."""
+the quota, and the warehouse equals the source. The quota is kept in the host's files, or
+in PostgreSQL (ZQUANT_QUOTA_URL) with each run given a quota folder of its own, as runs
+on two hosts would have."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import dagster as dg
 import pytest
 
 from .cli_helpers import DAGSTER, cli_env
+from .dialects import postgres_url
 from .market_helpers import assert_same, materialize_reference, resources_for, truth_rows, warehouse_rows
 from .tushare_helpers import max_calls_in_window
 
@@ -22,7 +25,8 @@ QUOTA, WINDOW = 4, 4.0  # Tushare's 60 s window, scaled down so the test takes s
 RANGES = (("2024-03-01", "2024-03-12"), ("2024-03-07", "2024-03-19"))
 
 
-def test_overlapping_range_runs_never_exceed_the_per_api_quota(tmp_path, local_server):
+@pytest.mark.parametrize("quota_store", ["files", "postgres"])
+def test_overlapping_range_runs_never_exceed_the_per_api_quota(tmp_path, local_server, quota_store):
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     assert materialize_reference(resources_for(local_server(), url), dg.DagsterInstance.ephemeral()).success
     server = local_server(calls_per_minute=QUOTA, window_seconds=WINDOW)
@@ -32,10 +36,14 @@ def test_overlapping_range_runs_never_exceed_the_per_api_quota(tmp_path, local_s
     shutil.copy(REPO / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     # Create the instance's storage once, as `dagster dev` would, before two CLIs start at once.
     dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
+    envs = [env, env]
+    if quota_store == "postgres":
+        quota_url = postgres_url(tmp_path)
+        envs = [dict(env, ZQUANT_QUOTA_URL=quota_url, ZQUANT_QUOTA_DIR=str(tmp_path / f"host-{i}")) for i in (1, 2)]
     runs = [subprocess.Popen([DAGSTER, "asset", "materialize", "-m", "zquant_orchestration.definitions",
                               "--select", "daily_bars,adj_factor,daily_basic", "--partition-range", f"{a}...{b}"],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for a, b in RANGES]
+                             env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for (a, b), run_env in zip(RANGES, envs, strict=True)]
     for run in runs:
         output, _ = run.communicate(timeout=400)
         assert run.returncode == 0, output[-3000:]
