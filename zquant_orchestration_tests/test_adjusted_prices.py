@@ -12,22 +12,34 @@ import pytest
 import tushare as ts
 
 from zquant_orchestration.defs.derived.assets import daily_hfq
-from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN
+from zquant_orchestration.lib.tushare_server import LOCAL_TOKEN, LocalTushareServer
 from zquant_orchestration.lib.warehouse import Warehouse
 
-from .dialects import warehouse_urls
+from .dialects import sqlite_url, warehouse_urls
 from .market_helpers import MARKET_ASSETS, materialize_range, materialize_reference, resources_for
+from .shared_landing import landed_copy
 
 DATA = Path(__file__).resolve().parents[1] / "zquant_orchestration" / "lib" / "tushare_server" / "data"
 REAL_STOCKS = sorted(p.stem for p in (DATA / "daily").glob("*.csv"))
 FIRST, LAST = "2020-05-20", "2020-06-05"
 
 
-def land(server, url):
-    resources = resources_for(server, url)
-    with dg.instance_for_test() as instance:
+def land(dataset, url):
+    with LocalTushareServer(dataset=dataset) as server, dg.instance_for_test() as instance:
+        resources = resources_for(server, url)
         materialize_reference(resources, instance)
         assert materialize_range(MARKET_ASSETS + [daily_hfq], FIRST, LAST, resources, instance).success
+
+
+def landed(tmp_path, tmp_path_factory, dataset, make_url=sqlite_url) -> str:
+    """A warehouse holding FIRST..LAST and its hfq, landed by the assets: on SQLite a copy of
+    one landing per session (a test may change its copy), on Postgres a landing of its own."""
+    if make_url is sqlite_url:
+        landed_copy(tmp_path_factory, "adjusted-prices", lambda folder: land(dataset, sqlite_url(folder)), tmp_path)
+        return sqlite_url(tmp_path)
+    url = make_url(tmp_path)
+    land(dataset, url)
+    return url
 
 
 def pro_bar(server, code: str, adj: str) -> pd.DataFrame:
@@ -48,10 +60,10 @@ def ours(url: str, table: str, code: str) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("make_url", warehouse_urls(postgres_marks=pytest.mark.slow))
-def test_hfq_and_qfq_equal_tushares_pro_bar_for_the_real_stocks(tmp_path, local_server, make_url):
+def test_hfq_and_qfq_equal_tushares_pro_bar_for_the_real_stocks(tmp_path, tmp_path_factory, dataset, local_server,
+                                                                 make_url):
     server = local_server()
-    url = make_url(tmp_path)
-    land(server, url)
+    url = landed(tmp_path, tmp_path_factory, dataset, make_url)
     for code in REAL_STOCKS:
         for adj, table, tolerance in (("hfq", "daily_hfq", 0.0), ("qfq", "daily_qfq", 0.0100001)):
             theirs, mine = pro_bar(server, code, adj), ours(url, table, code)
@@ -63,10 +75,8 @@ def test_hfq_and_qfq_equal_tushares_pro_bar_for_the_real_stocks(tmp_path, local_
 
 
 @pytest.mark.slow  # one of the longest in-process tests
-def test_the_real_dividend_of_000001_sz(tmp_path, local_server):
-    server = local_server()
-    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-    land(server, url)
+def test_the_real_dividend_of_000001_sz(tmp_path, tmp_path_factory, dataset):
+    url = landed(tmp_path, tmp_path_factory, dataset)
     bars = pd.read_csv(DATA / "daily" / "000001.SZ.csv", dtype={"trade_date": str}).set_index("trade_date")
     snapshot = pd.read_csv(DATA / "adj_factor_snapshots.csv", dtype={"trade_date": str})
     factor_0529 = snapshot[(snapshot.ts_code == "000001.SZ") & (snapshot.trade_date == "20200529")].adj_factor.item()
@@ -86,10 +96,8 @@ def test_the_real_dividend_of_000001_sz(tmp_path, local_server):
 
 
 @pytest.mark.slow  # one of the longest in-process tests
-def test_a_new_factor_moves_qfq_history_but_rewrites_nothing_stored(tmp_path, local_server):
-    server = local_server()
-    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-    land(server, url)
+def test_a_new_factor_moves_qfq_history_but_rewrites_nothing_stored(tmp_path, tmp_path_factory, dataset):
+    url = landed(tmp_path, tmp_path_factory, dataset)
     hfq_before, qfq_before = ours(url, "daily_hfq", "000001.SZ"), ours(url, "daily_qfq", "000001.SZ")
     wh = Warehouse(url)
     with wh.engine.begin() as conn:  # a later dividend: a new, higher factor lands

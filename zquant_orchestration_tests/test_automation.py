@@ -18,6 +18,7 @@ from zquant_orchestration.defs.market.reference_assets import stock_basic, trade
 from zquant_orchestration.defs.market.schedules import market_after_close_schedule
 from zquant_orchestration.defs.market.sensors import market_gap_sensor
 from zquant_orchestration.defs.shared.partitions import SHANGHAI
+from zquant_orchestration.lib.tushare_server import LocalTushareServer
 
 from .cli_helpers import cli_env, execute_job
 from .dialects import sqlite_url
@@ -30,6 +31,7 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
+from .shared_landing import landed_copy
 
 
 def evaluate_schedule(when: datetime):
@@ -81,25 +83,34 @@ def test_the_scheduled_run_lands_the_stock_list_and_the_day_then_checks_the_day_
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"2024-10-08"}
 
 
-@pytest.fixture
-def march(tmp_path, local_server, monkeypatch):
-    """Ten trading days 2024-03-06..03-19 seen from 03-20: some landed, one failed, some missing."""
-    monkeypatch.setenv("ZQUANT_TODAY", "2024-03-20")
-    monkeypatch.setenv("ZQUANT_GAP_LOOKBACK_DAYS", "10")
-    monkeypatch.setenv("ZQUANT_GAP_MAX_ATTEMPTS", "2")
-    server = local_server()
-    url = sqlite_url(tmp_path)
-    resources = resources_for(server, url)
-    with dg.instance_for_test() as instance:
+def _land_march(folder, dataset) -> None:
+    url = sqlite_url(folder)
+    (folder / "dagster_home").mkdir()
+    with LocalTushareServer(dataset=dataset) as server, \
+            LocalTushareServer(dataset=dataset, denied_apis=("daily",)) as denying, \
+            dg.instance_for_test(temp_dir=str(folder / "dagster_home")) as instance:
+        resources = resources_for(server, url)
         materialize_reference(resources, instance)
         assert materialize_range(MARKET_ASSETS, "2024-03-06", "2024-03-08", resources, instance).success
         assert materialize_range(MARKET_ASSETS, "2024-03-13", "2024-03-14", resources, instance).success
-        denied = resources_for(local_server(denied_apis=("daily",)), url)
+        denied = resources_for(denying, url)
         assert not materialize_range(MARKET_ASSETS, "2024-03-15", "2024-03-15", denied, instance,
                                      raise_on_error=False).success
         # A run for 03-19 is already running: the sensor must leave that day alone.
         create_run_for_test(instance, job_name="market_data_job", status=dg.DagsterRunStatus.STARTED,
                             tags={"dagster/partition": "2024-03-19"})
+
+
+@pytest.fixture
+def march(tmp_path, tmp_path_factory, dataset, monkeypatch):
+    """Ten trading days 2024-03-06..03-19 seen from 03-20: some landed, one failed, some missing.
+    Landed once per session (warehouse and Dagster instance) and copied here: the tests run
+    the sensor and its runs on it."""
+    monkeypatch.setenv("ZQUANT_TODAY", "2024-03-20")
+    monkeypatch.setenv("ZQUANT_GAP_LOOKBACK_DAYS", "10")
+    monkeypatch.setenv("ZQUANT_GAP_MAX_ATTEMPTS", "2")
+    landed_copy(tmp_path_factory, "gap-sensor-march", lambda folder: _land_march(folder, dataset), tmp_path)
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         yield instance
 
 

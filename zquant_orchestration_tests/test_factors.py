@@ -18,6 +18,7 @@ from zquant_orchestration.lib.factors import FACTOR_COLUMNS
 from zquant_orchestration.lib.warehouse import Warehouse
 
 from .market_helpers import API_OF_TABLE
+from .shared_landing import landed_copy
 
 TARGETS = ("2024-04-01", "2024-04-03")
 
@@ -34,11 +35,8 @@ def window(days) -> list[str]:
     return days[days.index(TARGETS[0]) - 60:days.index(TARGETS[1]) + 1]
 
 
-@pytest.fixture
-def warehouse(tmp_path, dataset, window):
-    """The source's rows of 400 stocks (the real ten among them) over the targets' window,
-    written straight into the warehouse: the factors read the warehouse, not Tushare."""
-    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+def _write_the_window(folder, dataset, window) -> None:
+    url = f"sqlite:///{folder / 'warehouse.sqlite'}"
     wh = Warehouse(url)
     daily = dataset.truth("daily", window[0].replace("-", ""), window[-1].replace("-", ""))
     stocks = sorted(set(daily.ts_code))[::14][:390] + ["000001.SZ", "600519.SH", "601318.SH"]
@@ -47,9 +45,25 @@ def warehouse(tmp_path, dataset, window):
         rows = rows[rows.ts_code.isin(stocks)]
         for day, frame in rows.groupby("trade_date"):
             wh.replace_rows(table, frame, {"trade_date": [f"{day[:4]}-{day[4:6]}-{day[6:]}"]})
+    wh.engine.dispose()
     resources = {"warehouse": WarehouseResource(url=url)}
-    with dg.instance_for_test() as instance:
+    (folder / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(folder / "dagster_home")) as instance:
         assert dg.materialize([daily_hfq], resources=resources, instance=instance, tags=_range(window[0], window[-1]))
+
+
+@pytest.fixture
+def warehouse(tmp_path, tmp_path_factory, dataset, window):
+    """The source's rows of 400 stocks (the real ten among them) over the targets' window,
+    written straight into the warehouse (the factors read the warehouse, not Tushare), and
+    daily_hfq materialized from them in the instance. Made once per session and copied here,
+    warehouse and instance: the tests change both."""
+    landed_copy(tmp_path_factory, "factors-window", lambda folder: _write_the_window(folder, dataset, window),
+                tmp_path)
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    wh = Warehouse(url)
+    resources = {"warehouse": WarehouseResource(url=url)}
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         yield wh, resources, instance
     wh.engine.dispose()
 

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from zquant_orchestration.defs.market.assets import daily_bars
+from zquant_orchestration.lib.tushare_server import LocalTushareServer
 from zquant_orchestration.lib.warehouse import Warehouse
 
 from .cli_helpers import DAGSTER, cli_env
@@ -26,6 +27,7 @@ from .market_helpers import (
     truth_rows,
     warehouse_rows,
 )
+from .shared_landing import landed_copy
 
 FIRST, LAST = "2024-03-04", "2024-03-08"
 TABLES = ("daily_bars", "adj_factor", "daily_basic")
@@ -57,15 +59,23 @@ def spoiled(url: str) -> set[str]:
     return codes
 
 
+def _land_the_week(folder, dataset) -> None:
+    with LocalTushareServer(dataset=dataset) as server, dg.instance_for_test() as instance:
+        resources = resources_for(server, f"sqlite:///{folder / 'warehouse.sqlite'}")
+        materialize_reference(resources, instance)
+        assert materialize_range(MARKET_ASSETS, FIRST, LAST, resources, instance).success
+
+
 @pytest.fixture
-def landed(tmp_path, local_server):
-    """A warehouse holding FIRST..LAST, the server, resources and an instance."""
+def landed(tmp_path, tmp_path_factory, local_server, dataset):
+    """A warehouse holding FIRST..LAST (the reference data and the market, landed by their
+    assets once per session and copied here: the tests change it), a fresh server, resources
+    and an instance. The assets decide what is landed from the warehouse's rows alone."""
+    landed_copy(tmp_path_factory, "manual-runs-week", lambda folder: _land_the_week(folder, dataset), tmp_path)
     server = local_server()
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     resources = resources_for(server, url)
     with dg.instance_for_test() as instance:
-        materialize_reference(resources, instance)
-        assert materialize_range(MARKET_ASSETS, FIRST, LAST, resources, instance).success
         yield server, url, resources, instance
 
 

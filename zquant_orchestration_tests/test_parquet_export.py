@@ -25,9 +25,9 @@ from zquant_orchestration.lib.warehouse import Warehouse
 from .dialects import warehouse_urls
 from .market_helpers import MARKET_ASSETS, ChangedReplies, materialize_range, materialize_reference, resources_for
 
-# Six weeks over two months; daily_factors reads the 60 trading days before them, so the
-# market lands from there (which puts lookback days into March's files too).
-FIRST, LAST = "2024-03-18", "2024-04-26"
+# Seven trading days over two months; daily_factors reads the 60 trading days before them, so
+# the market lands from there (which puts lookback days into March's files too).
+FIRST, LAST = "2024-03-26", "2024-04-03"
 MONTHS = ("2024-03", "2024-04")
 MARKET_APIS = ("daily", "adj_factor", "daily_basic")
 
@@ -72,7 +72,7 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["trade_date", "ts_code"]).reset_index(drop=True)
 
 
-@pytest.mark.slow  # lands 88 trading days and derives two tables from them
+@pytest.mark.slow  # lands 67 trading days and derives two tables from them
 def test_duckdb_and_pyarrow_read_back_the_warehouse(tmp_path, dataset, monkeypatch):
     monkeypatch.setenv("ZQUANT_EXPORT_DIR", str(tmp_path / "exports"))
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"

@@ -20,11 +20,27 @@ from zquant_orchestration.lib import dates
 from zquant_orchestration.lib.exports.qlib_bin import ExportRefused, QlibBinExport, instrument, qlib_fields
 from zquant_orchestration.lib.warehouse import Warehouse
 
-from .market_helpers import MARKET_ASSETS, materialize_range, materialize_reference, resources_for
+from .market_helpers import MARKET_ASSETS, ChangedReplies, materialize_range, materialize_reference, resources_for
 
 # November 2020: three stocks delist (000542.SZ on the 11th, 601802.SH on the 12th,
 # 000984.SZ and 600948.SH on the 20th), a dozen list, and suspension blocks start and end.
 FIRST, LAST, NEXT = "2020-11-02", "2020-11-30", "2020-12-01"
+SLICED_APIS = ("stock_basic", "daily", "adj_factor", "daily_basic")
+
+
+def sliced(dataset) -> ChangedReplies:
+    """A server whose market is every third stock, and every stock that lists or delists from
+    FIRST to NEXT: its stock list and its bars agree, so it is a smaller market, not a market
+    with holes. The export's claims do not depend on how many stocks there are; a third of
+    them still has some twenty suspended on NEXT."""
+    stocks = dataset.query("stock_basic", {"list_status": "L,D,P"})
+    first, next_ = FIRST.replace("-", ""), NEXT.replace("-", "")
+    moving = stocks[stocks.list_date.between(first, next_) | stocks.delist_date.between(first, next_)]
+    codes = set(sorted(stocks.ts_code)[::3]) | set(moving.ts_code) | {"600519.SH", "000001.SZ"}
+
+    def reply(api_name, params, rows):
+        return rows[rows.ts_code.isin(codes)] if api_name in SLICED_APIS else rows
+    return ChangedReplies(reply, dataset=dataset)
 QLIB_FIELDS = ["$open", "$close", "$high", "$low", "$volume", "$factor", "$change", "$amount", "$vwap"]
 
 
@@ -97,14 +113,13 @@ def run_export(resources, instance, first, last, raise_on_error=True):
 
 
 @pytest.mark.slow  # lands a month of the market, then exports it
-def test_a_month_opens_in_qlib_equal_to_the_warehouse_and_the_next_day_only_appends(tmp_path, local_server,
+def test_a_month_opens_in_qlib_equal_to_the_warehouse_and_the_next_day_only_appends(tmp_path, dataset,
                                                                                         monkeypatch):
     monkeypatch.setenv("ZQUANT_EXPORT_DIR", str(tmp_path / "exports"))
     root = tmp_path / "exports" / "qlib"
-    server = local_server()
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-    resources = resources_for(server, url)
-    with dg.instance_for_test() as instance:
+    with sliced(dataset) as server, dg.instance_for_test() as instance:
+        resources = resources_for(server, url)
         materialize_reference(resources, instance)
         assert materialize_range(MARKET_ASSETS + [daily_hfq], FIRST, NEXT, resources, instance).success
         month = run_export(resources, instance, FIRST, LAST)

@@ -18,11 +18,12 @@ from .datasets_helpers import day_assets, land, land_reference
 from .dialects import sqlite_url
 from .market_helpers import materialize_reference, resources_for
 
-pytestmark = pytest.mark.slow  # five weeks of four datasets landed first
+pytestmark = pytest.mark.slow  # thirteen days of four datasets landed first
 
 # Real bars of 000858.SZ close at the limit up on 09-26, 09-27 and 09-30, and 9.98% down,
-# just short of the limit, on 10-09.
-FIRST, LAST = "2024-09-02", "2024-10-09"
+# just short of the limit, on 10-09. Thirteen trading days hold hundreds of ST, suspended,
+# limit-up and limit-down stock-days each.
+FIRST, LAST = "2024-09-12", "2024-10-09"
 
 
 @pytest.fixture(scope="module")
