@@ -19,7 +19,7 @@ DIALECTS = ("sqlite", "postgres")
 # that the suite does not end waiting on one of them while the other workers are idle. The
 # rest follows: the other slow tests, then the fast tier's.
 LONG_FIRST = (
-    "test_production.py", "test_task_automation.py", "test_readme_demo.py",
+    "test_production.py", "test_task_automation.py", "test_readme_demo.py", "test_celery_workers.py",
     "test_datasets.py::test_a_week_of_every_new_dataset", "test_read_api.py", "test_job_backfill.py",
     "test_parquet_export.py::test_duckdb", "test_qlib_export.py::test_a_month", "test_finance_cli.py",
     "test_automation.py::test_the_evening_job", "test_kill_and_rerun.py", "test_datasets.py::test_the_evening_job",
