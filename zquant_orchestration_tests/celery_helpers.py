@@ -41,13 +41,16 @@ class Host:
     folder: Path
     env: dict[str, str]
     queue: str
+    # The Celery node name: unique on the machine's broker, whose per-node control queue is
+    # exclusive, so tests running at once (or a killed run's stray worker) do not collide.
+    node: str = ""
     worker: subprocess.Popen | None = None
     logs: list[Path] = field(default_factory=list)
 
     def start_worker(self, wait: bool = True) -> None:
         """The shipped unit's command line, named after this "host"; ready when Celery says so."""
         command = unit_command("zquant-celery-worker.service")
-        command[command.index("--hostname") + 1] = f"{self.name}@%h"
+        command[command.index("--hostname") + 1] = f"{self.node or self.name}@%h"
         self.logs.append(self.folder / f"worker-{len(self.logs)}.log")
         with open(self.logs[-1], "w") as out:
             self.worker = subprocess.Popen(command, cwd=self.folder, env=self.env, stdout=out,
@@ -153,7 +156,7 @@ def start_cluster(tmp_path: Path, server, warehouse_url: str, quota: int, window
         queue = f"zq-test-{run_id}-{name}"
         env = dict(base, DAGSTER_HOME=str(home), ZQUANT_QUOTA_DIR=str(folder / "tushare_quota"),
                    ZQUANT_CELERY_QUEUE=queue)
-        hosts.append(Host(name, folder, env, queue))
+        hosts.append(Host(name, folder, env, queue, node=f"{name}-{run_id}"))
     instance_env = {k: v for k, v in hosts[0].env.items() if k.startswith("DAGSTER_")}
     cluster = Cluster(hosts, instance_env, warehouse_url)
     # The instance's tables are created once, as the first `dagster` command on a new
@@ -192,7 +195,8 @@ def step_workers(instance: dg.DagsterInstance) -> dict[str, set[str]]:
             data = record.dagster_event.engine_event_data
             worker = data.metadata.get("Celery worker") if data and data.metadata else None
             if worker is not None:
-                seen.setdefault(worker.value.split("@", 1)[0], set()).add(record.step_key)
+                host = worker.value.split("@", 1)[0].rsplit("-", 1)[0]  # host-a-<run id>@machine
+                seen.setdefault(host, set()).add(record.step_key)
     return seen
 
 

@@ -7,9 +7,11 @@ from zquant_orchestration.lib.tushare_server import Dataset, LocalTushareServer
 # The server's "today" in tests: fixed, so truths do not move with the calendar.
 AS_OF = "20241231"
 
-# Files whose tests share a module fixture and build on each other (a `dagster dev`,
-# the production deployment): one worker runs each of them whole, in order.
-ONE_WORKER_FILES = ("test_readme_demo.py", "test_production.py", "test_task_automation.py", "test_tradable.py")
+# Files whose tests share a module fixture and build on each other (a `dagster dev`, the
+# production deployment), or whose tests must not crowd each other (the Celery hosts' steps
+# hand over inside a quota window): one worker runs each of them whole, in order.
+ONE_WORKER_FILES = ("test_readme_demo.py", "test_production.py", "test_task_automation.py", "test_tradable.py",
+                    "test_celery_workers.py")
 # Files whose module fixture lands a warehouse per dialect: one worker runs each dialect's
 # tests, so that each landing is made once rather than once per worker.
 ONE_WORKER_PER_DIALECT_FILES = ("test_read_api.py",)
