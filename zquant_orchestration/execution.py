@@ -61,9 +61,8 @@ def celery_app_args(settings: Settings) -> dict:
     """The Celery app's arguments, the same on the side that sends steps and on the workers."""
     from dagster._core.execution.retries import RetryMode
 
-    executor = _celery_module().executor.CeleryExecutor(
-        retries=RetryMode(RetryMode.ENABLED), broker=settings.celery_broker(), backend=CELERY_RESULT_BACKEND,
-        config_source={**CELERY_CONFIG, "task_default_queue": settings.celery_queue})
+    executor = _celery_module().executor.CeleryExecutor(retries=RetryMode(RetryMode.ENABLED),
+                                                        **_celery_options(settings))
     return executor.app_args()
 
 
@@ -79,11 +78,13 @@ def worker_app(settings: Settings):
 def _celery_executor(settings: Settings) -> dg.ExecutorDefinition:
     # The broker URL (and its password) stays in this process: configured here, it is in no
     # run's config, and the steps sent to workers carry only the job's address and the run id.
-    return _celery_module().celery_executor.configured({
-        "broker": settings.celery_broker(),
-        "backend": CELERY_RESULT_BACKEND,
-        "config_source": {**CELERY_CONFIG, "task_default_queue": settings.celery_queue},
-    })
+    return _celery_module().celery_executor.configured(_celery_options(settings))
+
+
+def _celery_options(settings: Settings) -> dict:
+    """Broker, result backend and Celery config: one set for the sending side and the workers."""
+    return {"broker": settings.celery_broker(), "backend": CELERY_RESULT_BACKEND,
+            "config_source": {**CELERY_CONFIG, "task_default_queue": settings.celery_queue}}
 
 
 def _celery_module():
