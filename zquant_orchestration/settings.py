@@ -66,6 +66,17 @@ def _unset_if_blank(value):
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _blank_is(default: str, lower: bool = False):
+    """A validator for a text setting: surrounding spaces dropped (and lower-cased if asked),
+    and blank meaning ``default``, as unset does."""
+    def stripped(value):
+        if not isinstance(value, str):
+            return value
+        value = value.strip().lower() if lower else value.strip()
+        return value or default
+    return stripped
+
+
 class Settings(BaseSettings):
     """The variables, named as they are set (``validation_alias``); field descriptions are the
     README's "meaning" column."""
@@ -124,20 +135,9 @@ class Settings(BaseSettings):
             raise ValueError("not a PostgreSQL URL")
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("finance_mode", mode="before")
-    @classmethod
-    def _mode(cls, value):
-        return (value.strip() or "per_stock") if isinstance(value, str) else value
-
-    @field_validator("executor", mode="before")
-    @classmethod
-    def _executor(cls, value):
-        return (value.strip().lower() or "multiprocess") if isinstance(value, str) else value
-
-    @field_validator("celery_queue", mode="before")
-    @classmethod
-    def _queue(cls, value):
-        return (value.strip() or "dagster") if isinstance(value, str) else value
+    _mode = field_validator("finance_mode", mode="before")(_blank_is("per_stock"))
+    _executor = field_validator("executor", mode="before")(_blank_is("multiprocess", lower=True))
+    _queue = field_validator("celery_queue", mode="before")(_blank_is("dagster"))
 
     @field_validator("celery_broker_url", mode="after")
     @classmethod
