@@ -46,8 +46,7 @@ def qfq_panel(engine: Engine, names: list[str], first: date, last: date, where: 
               codes: list[str] | None) -> pd.DataFrame:
     """``daily_qfq``'s ``names`` over [first, last] (``where`` filters a table to them, and
     to ``codes`` if given), sorted by trade_date then ts_code, typed as panels.py types."""
-    derived = {"change", "pct_chg"} & set(names)
-    prices = [p for p in PRICES if p in names or (p in ("close", "pre_close") and derived)]
+    prices = qfq_prices(names)
     raw = prices + [n for n in PASSED_THROUGH if n in names]
     with _snapshot_connections(engine, 2) as (bars_conn, factors_conn):
         stocks, anchors = _anchors(bars_conn, codes)
@@ -99,6 +98,13 @@ def qfq_panel(engine: Engine, names: list[str], first: date, last: date, where: 
     frame.update(columns)
     del columns
     return pd.DataFrame(frame, copy=False)
+
+
+def qfq_prices(names: list[str]) -> list[str]:
+    """The prices a qfq panel of ``names`` adjusts: those asked for, and close and pre_close
+    when change or pct_chg is asked for (the view derives both from the rounded two)."""
+    derived = {"change", "pct_chg"} & set(names)
+    return [p for p in PRICES if p in names or (p in ("close", "pre_close") and derived)]
 
 
 def round2_postgres(values: np.ndarray) -> np.ndarray:

@@ -24,13 +24,12 @@ from sqlalchemy import Engine
 from zquant_orchestration.lib.dates import to_date
 
 from .columnar import arrow_type, fetch_arrow
-from .forward_adjust import qfq_panel
+from .forward_adjust import qfq_panel, qfq_prices
 from .tables import FINANCE_TABLES, TABLES
 from .views import QFQ_COLUMNS, round2_sql_fast
 
 KEYS = ("trade_date", "ts_code")
 ADJUSTS = {None: "daily_bars", "hfq": "daily_hfq", "qfq": "daily_qfq"}
-QFQ_PRICES = ("open", "high", "low", "close", "pre_close")
 AS_OF = ("point_in_time",)
 CODE = re.compile(r"^[0-9A-Za-z]{1,10}\.[A-Za-z]{2,4}$")
 
@@ -197,8 +196,7 @@ def _qfq_sql(dialect: str, names: list[str], first: date, last: date, codes) -> 
     finds each row's anchor with a subquery per row; here the anchors are one join (each
     stock's factor on its latest factor day), which gives the same factor."""
     round2 = round2_sql_fast(dialect)
-    derived = {"change", "pct_chg"} & set(names)  # from the rounded close and pre_close, as in the view
-    prices = [p for p in QFQ_PRICES if p in names or (p in ("close", "pre_close") and derived)]
+    prices = qfq_prices(names)
     inner = [f"{round2(f'b.{p} * f.adj_factor / l.adj_factor')} AS {p}" for p in prices]
     inner += ["b.vol", "b.amount", "f.adj_factor", "l.adj_factor AS anchor_factor"]
     outer = {"change": "close - pre_close", "pct_chg": round2("(close - pre_close) / pre_close * 100")}
